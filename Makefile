@@ -1,0 +1,53 @@
+# TEE Prover — the user commands.  `make run` and `make test` do all the set-up
+# on a fresh machine: a .venv with the pinned dependencies, generated protobuf
+# code and the Envoy descriptor set.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+GEN := teeprover/v1
+DESCRIPTOR := build/teeprover.pb
+PROTOS := $(wildcard protos/teeprover/v1/*.proto)
+
+.PHONY: run test test-slow bench lint protos setup clean fuzz audit
+
+setup: $(STAMP) $(DESCRIPTOR)
+
+# Re-install only when pyproject.toml changes (idempotent: a second run installs nothing).
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+protos: $(DESCRIPTOR)
+
+$(DESCRIPTOR): $(PROTOS) $(STAMP)
+	@mkdir -p build $(GEN)
+	$(PY) -m teeprover._protoc
+	@touch $(DESCRIPTOR)
+
+run: setup
+	$(VENV)/bin/teeprover serve all
+
+test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+fuzz: setup
+	$(PY) -m tests.fuzz.run_all $(FUZZ_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check teeprover services tests
+	$(VENV)/bin/mypy teeprover services
+
+audit: setup
+	$(PY) -m tests.support.audit
+
+clean:
+	rm -rf build $(GEN) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,209 @@
+"""One frozen, typed configuration object per service, built once from the environment.
+
+Every key is ``TEEPROVER_<FIELD>`` with the field's default in the class; any
+``TEEPROVER_*`` key that no service knows fails at start (a typo must never be
+silently ignored).  Core code never reads ``os.environ``: servers build their
+config here and pass values down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+PREFIX = "TEEPROVER_"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot start: unknown key, bad value, inconsistent fields."""
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.path.expanduser("~")) / ".cache" / "midnight"
+
+
+@dataclass(frozen=True)
+class CommonConfig:
+    bind_host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    otel_exporter: str = "none"  # none | console | otlp
+    otel_sample_ratio: float = 0.1  # errors are always sampled
+    metrics_port: int = 9100  # 0 disables the Prometheus endpoint
+    max_body_bytes: int = 10 * 1024 * 1024
+    shutdown_grace: float = 30.0
+    runtime_dir: Path | None = None  # where generated files (Envoy config, dev key hash) go
+
+    def validate(self) -> None:
+        """Run the ``_checks`` of every class in the hierarchy once (cross-field validation)."""
+        for klass in reversed(type(self).__mro__):
+            check = klass.__dict__.get("_checks")
+            if check is not None:
+                check(self)
+
+    def _checks(self) -> None:
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"TEEPROVER_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {self.log_level!r}")
+        if self.otel_exporter not in {"none", "console", "otlp"}:
+            raise ConfigError(f"TEEPROVER_OTEL_EXPORTER must be none, console or otlp, not {self.otel_exporter!r}")
+        if not 0.0 <= self.otel_sample_ratio <= 1.0:
+            raise ConfigError("TEEPROVER_OTEL_SAMPLE_RATIO must be between 0 and 1")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("TEEPROVER_MAX_BODY_BYTES must be at least 1024")
+
+
+@dataclass(frozen=True)
+class ProverConfig(CommonConfig):
+    prover_port: int = 50051
+    params_port: int = 50053
+    num_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    job_capacity: int = 0
+    job_timeout: float = 600.0
+    api_keys: tuple[str, ...] = ()
+    api_keys_file: Path | None = None
+    disable_auth: bool = False
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    keys_dir: Path | None = None  # circuit key store; default CACHE_DIR/keys
+
+    def _checks(self) -> None:
+        if not 1 <= self.num_workers <= 64:
+            raise ConfigError("TEEPROVER_NUM_WORKERS must be between 1 and 64")
+        if self.job_capacity < 0:
+            raise ConfigError("TEEPROVER_JOB_CAPACITY must be >= 0 (0 = unbounded)")
+        if self.job_timeout <= 0:
+            raise ConfigError("TEEPROVER_JOB_TIMEOUT must be > 0")
+
+    def require_api_keys(self) -> None:
+        """The prover refuses to start without keys unless auth is explicitly disabled."""
+        if not self.disable_auth and not self.api_keys and self.api_keys_file is None:
+            raise ConfigError(
+                "no API keys: set TEEPROVER_API_KEYS or TEEPROVER_API_KEYS_FILE "
+                "(or TEEPROVER_DISABLE_AUTH=true for development only)"
+            )
+
+
+@dataclass(frozen=True)
+class AttestorConfig(CommonConfig):
+    attestor_port: int = 50052
+    platform: str = "auto"
+    tls_cert: Path | None = None
+    hpke_public_key_file: Path | None = None
+
+    def _checks(self) -> None:
+        allowed = {"auto", "aws-nitro", "sev-snp", "tdx", "gcp-vtpm", "azure", "simulated"}
+        if self.platform not in allowed:
+            raise ConfigError(f"TEEPROVER_PLATFORM must be one of {sorted(allowed)}, not {self.platform!r}")
+
+
+@dataclass(frozen=True)
+class ParamsConfig(CommonConfig):
+    params_port: int = 50053
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+    params_manifest: Path | None = None  # None = the bundled development manifest
+    fetch_params: bool = True
+    params_disk_budget: int = 0  # bytes; 0 = unlimited
+
+    def _checks(self) -> None:
+        if self.params_disk_budget < 0:
+            raise ConfigError("TEEPROVER_PARAMS_DISK_BUDGET must be >= 0")
+
+
+@dataclass(frozen=True)
+class GatewayConfig(CommonConfig):
+    port: int = 6300
+    tls_port: int = 0  # 0 = no HTTPS listener
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    admin_port: int = 9901
+    prover_port: int = 50051
+    attestor_port: int = 50052
+    params_port: int = 50053
+    rate_limit_rps: int = 10
+    rate_limit_burst: int = 20
+    fetch_rate_per_hour: int = 1
+    cors_origins: tuple[str, ...] = ()
+    fetch_params: bool = True
+    envoy_concurrency: int = 2
+
+    def _checks(self) -> None:
+        if self.tls_port and (self.tls_cert is None or self.tls_key is None):
+            raise ConfigError("TEEPROVER_TLS_PORT needs TEEPROVER_TLS_CERT and TEEPROVER_TLS_KEY")
+        if self.rate_limit_rps < 1 or self.rate_limit_burst < 1:
+            raise ConfigError("rate limits must be >= 1")
+
+
+@dataclass(frozen=True)
+class SupervisorConfig(GatewayConfig, ProverConfig, AttestorConfig, ParamsConfig):
+    """Everything ``teeprover serve all`` needs: the union of every service's keys."""
+
+
+_ALL_CONFIGS: tuple[type, ...] = (ProverConfig, AttestorConfig, ParamsConfig, GatewayConfig)
+KNOWN_KEYS = frozenset(PREFIX + f.name.upper() for cls in _ALL_CONFIGS for f in fields(cls))
+
+T = TypeVar("T", bound=CommonConfig)
+
+
+def _parse(name: str, raw: str, typ: Any) -> Any:
+    text = raw.strip()
+    try:
+        if typ is bool:
+            if text.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if text.lower() in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if typ is int:
+            return int(text)
+        if typ is float:
+            return float(text)
+        if typ is str:
+            return text
+        if typ == Path | None or typ is Path:
+            return Path(os.path.expanduser(text)) if text else None
+        if typ == tuple[str, ...]:
+            return tuple(p.strip() for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name.upper()}: cannot parse {raw!r} as {getattr(typ, '__name__', typ)}") from None
+    raise ConfigError(f"{PREFIX}{name.upper()}: unsupported type {typ}")
+
+
+def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
+    """Build and validate ``cls`` from ``environ`` (default ``os.environ``); unknown keys fail."""
+    env = os.environ if environ is None else environ
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown configuration keys: {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        key = PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _parse(f.name, env[key], hints[f.name])
+    values.update(overrides)
+    config = cls(**values)
+    config.validate()
+    return config
+
+
+def to_environ(config: CommonConfig) -> dict[str, str]:
+    """The environment that reproduces ``config`` (used by the supervisor for its children)."""
+    env: dict[str, str] = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if value is None:
+            continue
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[PREFIX + f.name.upper()] = str(value)
+    return env
+
+
+def replace(config: T, **changes: Any) -> T:
+    new = dataclasses.replace(config, **changes)
+    new.validate()
+    return new

@@ -1,0 +1,205 @@
+"""``teeprover serve all``: params, attestor, prover and Envoy as supervised children on loopback.
+
+Starts each child with the same configuration keys (ports per service), waits
+until each is healthy (gRPC health for the Python services, Envoy's admin
+``/ready``), prints the base URL and a fresh development API key, restarts a
+child that dies, and stops everything cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.common import config as cfgmod
+from teeprover.apikeys import hash_key, new_key
+
+log = logging.getLogger("teeprover.supervisor")
+
+READY_TIMEOUT = 60.0
+MAX_RESTART_DELAY = 10.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready: object  # callable() -> bool
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    log_file: object = field(default=None)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.started_at = time.monotonic()
+
+
+def grpc_ready(port: int, service: str = "") -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+    except grpc.RpcError:
+        return False
+
+
+def envoy_ready(admin_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/ready", timeout=1.0) as reply:
+            return bool(reply.read().strip() == b"LIVE")
+    except OSError:
+        return False
+
+
+class Supervisor:
+    def __init__(self, config: cfgmod.SupervisorConfig, services: tuple[str, ...] = ("params", "attestor", "prover",
+                                                                                       "gateway")) -> None:
+        self.config = config
+        self.services = services
+        self.stopping = threading.Event()
+        self.children: list[Child] = []
+        self.api_key: str | None = None
+
+    # -- set-up -----------------------------------------------------------------
+    def _prepare(self) -> cfgmod.SupervisorConfig:
+        cfg = self.config
+        runtime = cfg.runtime_dir or Path(tempfile.mkdtemp(prefix="teeprover-"))
+        runtime.mkdir(parents=True, exist_ok=True)
+        changes: dict[str, object] = {"runtime_dir": runtime}
+        if not cfg.disable_auth and not cfg.api_keys and cfg.api_keys_file is None:
+            # A development key: printed once, stored only as its hash.
+            self.api_key = new_key()
+            key_file = runtime / "api_keys.sha256"
+            key_file.write_text(f"# development key made by `teeprover serve all`\n{hash_key(self.api_key)}\n")
+            key_file.chmod(0o600)
+            changes["api_keys_file"] = key_file
+        return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+
+    def _children(self, cfg: cfgmod.SupervisorConfig) -> list[Child]:
+        base_env = {k: v for k, v in os.environ.items() if not k.startswith(cfgmod.PREFIX)}
+        common = cfgmod.to_environ(cfg)
+        py = sys.executable
+        metrics = cfg.metrics_port
+        specs = {
+            "params": ([py, "-m", "services.params.server"], {"TEEPROVER_METRICS_PORT": str(metrics + 3 if metrics else 0)},
+                       lambda: grpc_ready(cfg.params_port, "teeprover.v1.Params")),
+            "attestor": ([py, "-m", "services.attestor.server"],
+                         {"TEEPROVER_METRICS_PORT": str(metrics + 2 if metrics else 0)},
+                         lambda: grpc_ready(cfg.attestor_port, "teeprover.v1.Attestor")),
+            "prover": ([py, "-m", "services.prover.server"], {"TEEPROVER_METRICS_PORT": str(metrics + 1 if metrics else 0)},
+                       lambda: grpc_ready(cfg.prover_port, "teeprover.v1.Prover")),
+            "gateway": ([py, "-m", "services.gateway.server"], {}, lambda: envoy_ready(cfg.admin_port)),
+        }
+        children = []
+        for name in self.services:
+            argv, extra, ready = specs[name]
+            children.append(Child(name, argv, {**base_env, **common, **extra}, ready))
+        return children
+
+    # -- running ----------------------------------------------------------------
+    def _wait_ready(self, child: Child, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            if child.proc is not None and child.proc.poll() is not None:
+                raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} during start-up")
+            if child.ready():  # type: ignore[operator]
+                return
+            time.sleep(0.1)
+        if not self.stopping.is_set():
+            raise RuntimeError(f"{child.name} was not healthy after {timeout:.0f} s")
+
+    def start(self) -> None:
+        cfg = self._prepare()
+        self.children = self._children(cfg)
+        for child in self.children:
+            child.start()
+            self._wait_ready(child)
+            log.info("child ready", extra={"child": child.name, "pid": child.proc.pid if child.proc else None})
+        self.effective = cfg
+
+    def banner(self) -> str:
+        cfg = self.effective
+        lines = [f"TEE Prover is up: http://127.0.0.1:{cfg.port}"]
+        if cfg.tls_port:
+            lines.append(f"  HTTPS:           https://127.0.0.1:{cfg.tls_port}")
+        if self.api_key:
+            lines.append(f"  development API key: {self.api_key}")
+            lines.append(f"  try: curl -H 'X-API-Key: {self.api_key}' http://127.0.0.1:{cfg.port}/ready")
+        elif cfg.disable_auth:
+            lines.append("  WARNING: authentication is disabled")
+        lines.append(f"  platform: {cfg.platform} · Envoy admin: http://127.0.0.1:{cfg.admin_port} · Ctrl-C stops")
+        return "\n".join(lines)
+
+    def watch(self) -> None:
+        """Restart children that die, with a growing delay, until asked to stop."""
+        while not self.stopping.wait(0.2):
+            for child in self.children:
+                if child.proc is None or child.proc.poll() is None:
+                    continue
+                code = child.proc.returncode
+                delay = min(MAX_RESTART_DELAY, 0.5 * 2 ** min(child.restarts, 5))
+                if time.monotonic() - child.started_at > 60:
+                    child.restarts = 0
+                log.warning("child died, restarting", extra={"child": child.name, "exit_code": code,
+                                                             "delay_s": delay})
+                if self.stopping.wait(delay):
+                    return
+                child.restarts += 1
+                child.start()
+
+    def stop(self, grace: float | None = None) -> int:
+        self.stopping.set()
+        grace = self.config.shutdown_grace if grace is None else grace
+        worst = 0
+        # Gateway first (no new traffic), then the services it feeds.
+        for child in reversed(self.children):
+            proc = child.proc
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+                worst = 1
+        return worst
+
+
+def run(config: cfgmod.SupervisorConfig, services: tuple[str, ...] | None = None) -> int:
+    sup = Supervisor(config, services or ("params", "attestor", "prover", "gateway"))
+
+    def _signal(signum: int, _frame: object) -> None:
+        sup.stopping.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    try:
+        sup.start()
+    except RuntimeError as exc:
+        log.error("start-up failed", extra={"reason": str(exc)})
+        sup.stop(grace=2)
+        return 1
+    if sup.stopping.is_set():
+        return sup.stop()
+    print(sup.banner(), flush=True)
+    sup.watch()
+    code = sup.stop()
+    print("TEE Prover stopped", flush=True)
+    return code

@@ -1,0 +1,381 @@
+"""Render Envoy's configuration from GatewayConfig and the protos' descriptor set.
+
+The REST routes are not written by hand: every ``google.api.http`` binding in
+``build/teeprover.pb`` becomes one route to its service's cluster.  What the
+protos cannot say (which routes need an API key, rate limits, timeouts) is the
+small policy table ``POLICIES`` below; a test fails if an annotated RPC has no
+policy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.api import annotations_pb2
+from google.protobuf import descriptor_pb2
+
+from services.common.config import GatewayConfig
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+DESCRIPTOR = REPO / "build" / "teeprover.pb"
+TEMPLATE = HERE / "envoy.yaml.tmpl"
+LUA_ERROR_BODY = HERE / "lua" / "error_body.lua"
+
+CLUSTER_OF_SERVICE = {"Prover": "prover", "Attestor": "attestor", "Params": "params"}
+
+
+@dataclass(frozen=True)
+class Policy:
+    protected: bool = False  # API key (checked in Python) + per-IP rate limit (Envoy)
+    timeout_s: int = 30
+    per_ip_hourly: bool = False  # /fetch-params: one request per client IP per k per hour
+
+
+POLICIES: dict[str, Policy] = {
+    "Prover.Health": Policy(),
+    "Prover.Ready": Policy(),
+    "Prover.Version": Policy(),
+    "Prover.ProofVersions": Policy(),
+    "Prover.Check": Policy(protected=True, timeout_s=120),
+    "Prover.Prove": Policy(protected=True, timeout_s=660),
+    "Prover.ProveTx": Policy(protected=True, timeout_s=660),
+    "Prover.K": Policy(protected=True, timeout_s=60),
+    "Attestor.GetAttestation": Policy(timeout_s=10),
+    "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True),
+}
+
+ERROR_NAMES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    408: "Timeout",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    431: "BadRequest",
+    500: "InternalError",
+    501: "NotImplemented",
+    502: "ServiceUnavailable",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    service: str  # "Prover"
+    method: str  # "Health"
+    verb: str  # "get" | "post"
+    path: str  # "/fetch-params/{k}"
+
+    @property
+    def rpc(self) -> str:
+        return f"{self.service}.{self.method}"
+
+
+def http_routes(descriptor: Path = DESCRIPTOR) -> list[HttpRoute]:
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(descriptor.read_bytes())
+    routes: list[HttpRoute] = []
+    for f in fds.file:
+        if f.package != "teeprover.v1":
+            continue
+        for service in f.service:
+            for method in service.method:
+                if not method.options.HasExtension(annotations_pb2.http):
+                    continue
+                rule = method.options.Extensions[annotations_pb2.http]
+                for r in [rule, *rule.additional_bindings]:
+                    verb = r.WhichOneof("pattern")
+                    routes.append(HttpRoute(service.name, method.name, verb, getattr(r, verb)))
+    return routes
+
+
+def _path_match(path: str) -> dict[str, Any]:
+    if "{" not in path:
+        return {"path": path}
+    # "/fetch-params/{k}" → one path segment in place of each variable.
+    regex = re.sub(r"\{[^}]+\}", "[^/]+", path)
+    return {"safe_regex": {"regex": regex}}
+
+
+def _local_reply_config() -> dict[str, Any]:
+    """Envoy's own replies (404, 413, 429, 503, 504 …) in the public JSON error shape."""
+    mappers = []
+    for code, name in ERROR_NAMES.items():
+        mappers.append(
+            {
+                "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
+                                                                                        "runtime_key": f"lr_{code}"}}}},
+                "body_format_override": {
+                    "json_format": {
+                        "error": name,
+                        "message": "%LOCAL_REPLY_BODY%",
+                        "details": {"code": "%RESPONSE_CODE_DETAILS%"},
+                        "request_id": "%REQ(X-REQUEST-ID)%",
+                    },
+                    "content_type": "application/json",
+                },
+            }
+        )
+    return {"mappers": mappers}
+
+
+def _rate_limit_filter_config(cfg: GatewayConfig, *, tokens: int, fill_seconds: int, rps_label: str,
+                              extra_action: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Per-client-IP token bucket: the empty descriptor value is the per-IP wildcard (ENVOY-NOTES)."""
+    entries = [{"key": "remote_address", "value": ""}]
+    actions: list[dict[str, Any]] = [{"remote_address": {}}]
+    if extra_action is not None:
+        actions.append(extra_action)
+        entries.append({"key": "path", "value": ""})
+    return {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "stat_prefix": f"ratelimit_{rps_label}",
+        "token_bucket": {"max_tokens": 1_000_000, "tokens_per_fill": 1_000_000, "fill_interval": "1s"},
+        "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
+                           "runtime_key": f"rl_{rps_label}_enabled"},
+        "filter_enforced": {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
+                            "runtime_key": f"rl_{rps_label}_enforced"},
+        "always_consume_default_token_bucket": False,
+        "max_dynamic_descriptors": 100_000,
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "response_headers_to_add": [
+            {"append_action": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "retry-after",
+                                                                       "value": str(max(1, fill_seconds))}}
+        ],
+        "rate_limits": [{"actions": actions}],
+        "descriptors": [
+            {"entries": entries,
+             "token_bucket": {"max_tokens": tokens, "tokens_per_fill": 1 if fill_seconds > 1 else cfg.rate_limit_rps,
+                              "fill_interval": f"{fill_seconds}s"}}
+        ],
+    }
+
+
+def _route(r: HttpRoute, cfg: GatewayConfig) -> dict[str, Any]:
+    policy = POLICIES[r.rpc]
+    match: dict[str, Any] = _path_match(r.path)
+    match["headers"] = [{"name": ":method", "string_match": {"exact": r.verb.upper()}}]
+    route: dict[str, Any] = {
+        "name": f"{r.rpc}:{r.path}",
+        "match": match,
+        "route": {
+            "cluster": CLUSTER_OF_SERVICE[r.service],
+            "timeout": f"{policy.timeout_s}s",
+            # Idle timeout above the route timeout so long proofs are not cut early.
+            "idle_timeout": f"{policy.timeout_s + 60}s",
+        },
+    }
+    per_filter: dict[str, Any] = {}
+    if policy.protected:
+        per_filter["envoy.filters.http.local_ratelimit"] = _rate_limit_filter_config(
+            cfg, tokens=cfg.rate_limit_burst, fill_seconds=1, rps_label="protected")
+    if policy.per_ip_hourly:
+        if not cfg.fetch_params:
+            return {"name": f"{r.rpc}:disabled", "match": _path_match(r.path),
+                    "direct_response": {"status": 404, "body": {"inline_string": "fetch-params is disabled"}},
+                    "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": _transcoder_disabled()}}
+        per_filter["envoy.filters.http.local_ratelimit"] = _rate_limit_filter_config(
+            cfg, tokens=cfg.fetch_rate_per_hour, fill_seconds=3600, rps_label="fetch_params",
+            extra_action={"request_headers": {"header_name": ":path", "descriptor_key": "path"}})
+    if per_filter:
+        route["typed_per_filter_config"] = per_filter
+    return route
+
+
+def _transcoder_disabled() -> dict[str, Any]:
+    return {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+
+
+def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = [
+        {
+            # First in the chain: gRPC's status headers mean nothing to a REST client (ENVOY-NOTES:
+            # removing them here is safe, unlike route-level removal which turns errors into 200s).
+            "name": "envoy.filters.http.header_mutation",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation",
+                "mutations": {"response_mutations": [
+                    {"remove": "grpc-status"}, {"remove": "grpc-message"}, {"remove": "grpc-accept-encoding"},
+                    {"remove": "x-envoy-upstream-service-time"},
+                ]},
+            },
+        },
+    ]
+    if cfg.cors_origins:
+        filters.append({"name": "envoy.filters.http.cors",
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}})
+    filters += [
+        {
+            "name": "envoy.filters.http.lua",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": LUA_ERROR_BODY.read_text()},
+            },
+        },
+        {
+            # Enabled per route (protected routes, fetch-params); no global bucket.
+            "name": "envoy.filters.http.local_ratelimit",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                "stat_prefix": "ratelimit_off",
+            },
+        },
+        {
+            # 413 before the body reaches Python; the transcoded frame is a little larger than
+            # the raw body, so Envoy allows a small margin and Python enforces the exact limit.
+            "name": "envoy.filters.http.buffer",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                "max_request_bytes": cfg.max_body_bytes + 1024,
+            },
+        },
+        {
+            "name": "envoy.filters.http.grpc_json_transcoder",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.grpc_json_transcoder.v3.GrpcJsonTranscoder",
+                "proto_descriptor": str(descriptor),
+                "services": ["teeprover.v1.Prover", "teeprover.v1.Attestor", "teeprover.v1.Params"],
+                "match_incoming_request_route": True,
+                "convert_grpc_status": True,
+                "print_options": {"add_whitespace": False, "always_print_primitive_fields": True,
+                                  "preserve_proto_field_names": True},
+                "request_validation_options": {"reject_unknown_method": True,
+                                               "reject_unknown_query_parameters": True},
+            },
+        },
+        {"name": "envoy.filters.http.router",
+         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}},
+    ]
+    return filters
+
+
+def _virtual_host(cfg: GatewayConfig, routes: list[HttpRoute]) -> dict[str, Any]:
+    vhost: dict[str, Any] = {
+        "name": "public",
+        "domains": ["*"],
+        "routes": [
+            *[_route(r, cfg) for r in routes],
+            {
+                # Anything else — including raw application/grpc calls — is not public.
+                "name": "not-found",
+                "match": {"prefix": "/"},
+                "direct_response": {"status": 404, "body": {"inline_string": "no such route"}},
+                "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": _transcoder_disabled()},
+            },
+        ],
+    }
+    if cfg.cors_origins:
+        vhost["typed_per_filter_config"] = {
+            "envoy.filters.http.cors": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+                "allow_origin_string_match": [{"exact": o} for o in cfg.cors_origins],
+                "allow_methods": "GET, POST, OPTIONS",
+                "allow_headers": "content-type, x-api-key, x-request-id",
+                "expose_headers": "x-request-id, retry-after, deprecation, x-ratelimit-limit, x-ratelimit-remaining",
+                "max_age": "600",
+            }
+        }
+    return vhost
+
+
+def _listener(name: str, port: int, cfg: GatewayConfig, routes: list[HttpRoute], descriptor: Path,
+              tls: dict[str, Any] | None) -> dict[str, Any]:
+    hcm = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": name,
+        "codec_type": "AUTO",
+        # The client address is the TCP peer, never X-Forwarded-For (rate limits cannot be rotated).
+        "use_remote_address": True,
+        "generate_request_id": True,
+        "always_set_request_id_in_response": True,
+        "preserve_external_request_id": False,
+        "stream_idle_timeout": "720s",
+        "request_timeout": "0s",
+        "local_reply_config": _local_reply_config(),
+        "route_config": {"name": "public", "virtual_hosts": [_virtual_host(cfg, routes)]},
+        "http_filters": _http_filters(cfg, descriptor),
+    }
+    chain: dict[str, Any] = {
+        "filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+    if tls is not None:
+        chain["transport_socket"] = tls
+    return {
+        "name": name,
+        "address": {"socket_address": {"address": cfg.bind_host, "port_value": port}},
+        "filter_chains": [chain],
+    }
+
+
+# TLS 1.2 cipher order of the spec; TLS 1.3 suites are fixed by BoringSSL.
+TLS12_CIPHERS = [
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+]
+
+
+def _tls_socket(cfg: GatewayConfig) -> dict[str, Any]:
+    return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+            "common_tls_context": {
+                "alpn_protocols": ["h2", "http/1.1"],
+                "tls_params": {
+                    "tls_minimum_protocol_version": "TLSv1_2",
+                    "tls_maximum_protocol_version": "TLSv1_3",
+                    "cipher_suites": TLS12_CIPHERS,
+                    "ecdh_curves": ["X25519MLKEM768", "X25519", "P-256"],
+                },
+                "tls_certificates": [{"certificate_chain": {"filename": str(cfg.tls_cert)},
+                                      "private_key": {"filename": str(cfg.tls_key)}}],
+            },
+        },
+    }
+
+
+def _cluster(name: str, port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        # A dead single host must give a clean 503, not panic-mode traffic (ENVOY-NOTES).
+        "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                "address": "127.0.0.1", "port_value": port}}}}]}],
+        },
+    }
+
+
+def render(cfg: GatewayConfig, descriptor: Path = DESCRIPTOR) -> str:
+    routes = http_routes(descriptor)
+    missing = [r.rpc for r in routes if r.rpc not in POLICIES]
+    if missing:
+        raise ValueError(f"no gateway policy for {missing}")
+    listeners = [_listener("http", cfg.port, cfg, routes, descriptor, None)]
+    if cfg.tls_port:
+        listeners.append(_listener("https", cfg.tls_port, cfg, routes, descriptor, _tls_socket(cfg)))
+    clusters = [_cluster("prover", cfg.prover_port), _cluster("attestor", cfg.attestor_port),
+                _cluster("params", cfg.params_port)]
+    return string.Template(TEMPLATE.read_text()).substitute(
+        admin_port=cfg.admin_port, listeners=json.dumps(listeners), clusters=json.dumps(clusters))

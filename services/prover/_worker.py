@@ -1,0 +1,185 @@
+"""The child side of the prover worker pool, and the wire protocol both sides share.
+
+A worker is a process started by :class:`services.prover.pool.WorkerPool` with the
+``spawn`` or ``forkserver`` start method. It owns one duplex pipe to the parent
+and one ``multiprocessing.Event`` (its stop flag). Messages are tuples:
+
+    parent -> worker   ("run", job_id, "module:function", payload)   ("stop",)
+    worker -> parent   ("ready", pid)
+                       ("done", job_id, retiring, "ok", result_bytes)
+                       ("done", job_id, retiring, "cancelled")
+                       ("done", job_id, retiring, "error", class_path, message, details, attrs)
+
+``retiring`` is True when the worker exits right after this reply (after a
+MemoryError), so the parent gives it no further job.
+
+Warm state: each job function's module is imported once per worker process and
+the resolved function is reused, so module-level caches (an LRU of decoded
+proving keys, a loaded native library) survive between jobs on that worker.
+
+Privacy: payloads and results are never logged. When a job function raises an
+exception that is not a domain error, the worker logs its type and stack frames
+but not its message, because messages of arbitrary exceptions may quote witness
+data; the caller gets a generic ``InternalError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from teeprover.errors import Cancelled, InternalError, TeeProverError
+
+logger = logging.getLogger("teeprover.prover.worker")
+
+JobFunction = Callable[[bytes, Callable[[], bool]], bytes]
+
+GENERIC_INTERNAL_MESSAGE = "internal error in proof worker"
+OUT_OF_MEMORY_MESSAGE = "proof worker ran out of memory"
+# Exit code of a worker that recycled itself after a MemoryError.
+EXIT_AFTER_MEMORY_ERROR = 3
+
+_SAFE_ATTR_TYPES = (bool, int, float, str, type(None))
+
+
+def resolve_function(path: str) -> JobFunction:
+    """Import ``"package.module:function"`` and return the callable."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"worker function must be 'module:function', got {path!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{path} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def encode_error(exc: TeeProverError) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """A domain error as plain data: class path, message, details, simple extra attributes.
+
+    Only the class *path* crosses the pipe, never a pickled exception, so the parent
+    does not unpickle arbitrary objects built by job code. Extra attributes (e.g.
+    ``Overloaded.retry_after``, ``CircuitError.instruction``) are kept when they are
+    plain scalars.
+    """
+    cls = type(exc)
+    attrs = {k: v for k, v in vars(exc).items() if k not in ("message", "details") and isinstance(v, _SAFE_ATTR_TYPES)}
+    details = dict(exc.details)
+    try:
+        pickle.dumps(details)
+    except Exception:
+        details = {}
+    return f"{cls.__module__}:{cls.__qualname__}", str(exc.message), details, attrs
+
+
+def decode_error(class_path: str, message: str, details: dict[str, Any], attrs: dict[str, Any]) -> TeeProverError:
+    """Rebuild a domain error in the parent; anything unexpected becomes a generic InternalError."""
+    try:
+        cls: Any = resolve_class(class_path)
+    except Exception:
+        cls = None
+    if not (isinstance(cls, type) and issubclass(cls, TeeProverError)):
+        return InternalError(GENERIC_INTERNAL_MESSAGE)
+    try:
+        err = cls(message, details=details)
+    except TypeError:  # a subclass with a different constructor
+        err = cls.__new__(cls)
+        TeeProverError.__init__(err, message, details=details)
+    for key, value in attrs.items():
+        try:
+            setattr(err, key, value)
+        except Exception:  # read-only property and the like
+            pass
+    return err  # type: ignore[no-any-return]
+
+
+def resolve_class(class_path: str) -> object:
+    module_name, _, qualname = class_path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# --------------------------------------------------------------------------- worker loop
+
+
+def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> None:
+    """Entry point of a worker process (the ``target`` of ``multiprocessing.Process``)."""
+    # The parent owns shutdown: Ctrl-C in a terminal must not kill workers mid-proof,
+    # while SIGTERM (sent by the pool on timeout) must still end the process at once.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    if initializer:
+        resolve_function(initializer)()  # type: ignore[call-arg]
+    conn.send(("ready", os.getpid()))
+
+    functions: dict[str, JobFunction] = {}
+    should_stop = stop_event.is_set
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return  # parent went away
+        if msg[0] == "stop":
+            return
+        _, job_id, fn_path, payload = msg
+        outcome, recycle = _run_one(job_id, fn_path, payload, functions, should_stop)
+        del payload
+        try:
+            conn.send(("done", job_id, recycle, *outcome))
+        except (BrokenPipeError, OSError):
+            return
+        except Exception:  # the reply did not pickle (details with odd objects)
+            logger.error("job %s: reply could not be encoded", job_id)
+            conn.send(("done", job_id, recycle, "error", *encode_error(InternalError(GENERIC_INTERNAL_MESSAGE))))
+        if recycle:
+            # After a MemoryError the heap may be in a poor state: leave, the pool replaces us.
+            os._exit(EXIT_AFTER_MEMORY_ERROR)
+
+
+def _run_one(
+    job_id: str,
+    fn_path: str,
+    payload: bytes,
+    functions: dict[str, JobFunction],
+    should_stop: Callable[[], bool],
+) -> tuple[tuple[Any, ...], bool]:
+    """Run one job; return (outcome part of the reply, whether the worker must recycle itself)."""
+    try:
+        fn = functions.get(fn_path)
+        if fn is None:
+            fn = functions[fn_path] = resolve_function(fn_path)
+        result = fn(payload, should_stop)
+        if should_stop():
+            return ("cancelled",), False
+        if isinstance(result, bytearray | memoryview):
+            result = bytes(result)
+        if not isinstance(result, bytes):
+            logger.error("job %s: %s returned %s, not bytes", job_id, fn_path, type(result).__name__)
+            return ("error", *encode_error(InternalError(GENERIC_INTERNAL_MESSAGE))), False
+        return ("ok", result), False
+    except Cancelled:
+        return ("cancelled",), False
+    except TeeProverError as exc:
+        return ("error", *encode_error(exc)), False
+    except MemoryError:
+        logger.error("job %s: MemoryError in %s; recycling worker %d", job_id, fn_path, os.getpid())
+        return ("error", *encode_error(InternalError(OUT_OF_MEMORY_MESSAGE))), True
+    except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a job must not end the worker loop
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        # The exception's message is left out on purpose: it may quote private witness data.
+        logger.error("job %s: %s raised in %s\n%s", job_id, type(exc).__qualname__, fn_path, frames)
+        return ("error", *encode_error(InternalError(GENERIC_INTERNAL_MESSAGE))), False

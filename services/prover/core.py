@@ -1,0 +1,135 @@
+"""The prover's core: admission, limits and job submission; no gRPC here.
+
+Heavy work runs in the process pool (``services/prover/pool.py``) through the
+worker functions in ``services/prover/jobs.py``; this layer checks what can be
+checked cheaply (body size, content type), submits, and waits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from teeprover import __version__
+from teeprover.errors import InvalidInput, PayloadTooLarge, Unavailable
+
+CBOR_TYPES = {"application/cbor", "application/octet-stream"}
+ZKIR_TYPES = CBOR_TYPES | {"application/json"}
+
+
+class JobLike(Protocol):
+    def result(self, timeout: float | None = None) -> bytes: ...
+    def cancel(self) -> bool: ...
+
+
+class PoolLike(Protocol):
+    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float) -> JobLike: ...
+    def stats(self) -> dict[str, int]: ...
+    def is_ready(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    git_commit: str
+    build_date: str
+    python_version: str
+    auth_disabled: bool
+
+    @classmethod
+    def detect(cls, *, auth_disabled: bool) -> VersionInfo:
+        return cls(
+            name="teeprover",
+            version=__version__,
+            git_commit=_git_commit(),
+            build_date=os.environ.get("TEEPROVER_BUILD_DATE_OVERRIDE", "") or _build_date(),
+            python_version=platform.python_version(),
+            auth_disabled=auth_disabled,
+        )
+
+
+def _git_commit() -> str:
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def _build_date() -> str:
+    # The install time of the package stands in for a build date outside container images.
+    stamp = Path(__file__).resolve().parents[2] / ".venv" / ".installed"
+    try:
+        mtime = stamp.stat().st_mtime
+    except OSError:
+        mtime = Path(__file__).stat().st_mtime
+    return dt.datetime.fromtimestamp(mtime, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+class ProverCore:
+    def __init__(self, pool: PoolLike, *, max_body_bytes: int, job_timeout: float, version: VersionInfo) -> None:
+        self.pool = pool
+        self.max_body_bytes = max_body_bytes
+        self.job_timeout = job_timeout
+        self.version = version
+        self.draining = False
+
+    # -- status -----------------------------------------------------------------
+    def health(self) -> dict[str, str]:
+        return {"status": "healthy", "timestamp": dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")}
+
+    def ready(self) -> dict[str, Any]:
+        stats = self.pool.stats()
+        ok = not self.draining and self.pool.is_ready()
+        return {
+            "status": "ready" if ok else "not_ready",
+            "queue_size": stats["queue_size"],
+            "active_workers": stats["active_workers"],
+            "total_workers": stats["total_workers"],
+        }
+
+    # -- work -------------------------------------------------------------------
+    def _admit(self, body: bytes, content_type: str, allowed: set[str]) -> None:
+        if self.draining:
+            raise Unavailable("the prover is shutting down", details={"retry": "another replica"})
+        if len(body) > self.max_body_bytes:
+            raise PayloadTooLarge(
+                f"request body is {len(body)} bytes; the limit is {self.max_body_bytes}",
+                details={"limit": self.max_body_bytes, "size": len(body)},
+            )
+        if not body:
+            raise InvalidInput("empty request body")
+        mt = media_type(content_type)
+        if mt not in allowed:
+            raise InvalidInput(
+                f"unsupported content type {mt or '(none)'!r}; send one of {sorted(allowed)}",
+                details={"content_type": mt},
+            )
+
+    def run(
+        self,
+        kind: str,
+        body: bytes,
+        content_type: str,
+        request_id: str,
+        on_cancel: Callable[[Callable[[], None]], Any],
+    ) -> bytes:
+        """Run job ``kind`` (k, check, prove, prove_tx) on ``body`` in the pool and return its reply bytes."""
+        allowed = ZKIR_TYPES if kind == "k" else CBOR_TYPES
+        self._admit(body, content_type, allowed)
+        payload = media_type(content_type).encode() + b"\n" + body
+        job = self.pool.submit(request_id, f"services.prover.jobs:{kind}", payload, timeout=self.job_timeout)
+        on_cancel(job.cancel)
+        return job.result()

@@ -1,0 +1,85 @@
+"""Wiring of the prover service: config → key ring, worker pool, core → gRPC server."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import grpc
+
+from services.common import config as cfgmod
+from services.common import logs, metrics
+from services.common.server import create_server, run_until_signal
+from services.prover.core import ProverCore, VersionInfo
+from services.prover.pool import WorkerPool
+from services.prover.service import ProverServicer
+from teeprover.apikeys import KeyRing
+from teeprover.errors import Unauthenticated
+from teeprover.v1 import prover_pb2_grpc
+
+log = logging.getLogger("teeprover.prover")
+
+SERVICE = "teeprover.v1.Prover"
+PROTECTED = frozenset(f"/{SERVICE}/{m}" for m in ("Check", "Prove", "ProveTx", "K"))
+
+
+def make_auth_check(config: cfgmod.ProverConfig):  # type: ignore[no-untyped-def]
+    if config.disable_auth:
+        return None
+    ring = KeyRing.from_sources(config.api_keys, config.api_keys_file)
+
+    def check(full_method: str, context: grpc.ServicerContext) -> None:
+        if full_method not in PROTECTED:
+            return
+        presented = next((v for k, v in context.invocation_metadata() if k == "x-api-key"), None)
+        try:
+            ring.check(presented if isinstance(presented, str) else None)
+        except Unauthenticated as exc:
+            # Never log the key; the peer, route and request id are enough to investigate.
+            log.warning("authentication failed", extra={"peer": context.peer(), "route": full_method,
+                                                        "reason": exc.message})
+            raise
+
+    return check
+
+
+def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None) -> tuple[grpc.Server, int, object, ProverCore]:
+    config.require_api_keys()
+    auth = make_auth_check(config)
+    if config.disable_auth:
+        log.warning("AUTHENTICATION IS DISABLED (TEEPROVER_DISABLE_AUTH): development only, never in production")
+    if pool is None:
+        pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity)
+        # Serve (and report healthy) only once the worker processes are up.
+        if not pool.wait_ready(120):
+            log.error("worker processes did not start")
+    core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
+                      version=VersionInfo.detect(auth_disabled=config.disable_auth))
+
+    def register(server: grpc.Server) -> list[str]:
+        prover_pb2_grpc.add_ProverServicer_to_server(ProverServicer(core), server)
+        return [SERVICE]
+
+    server, port, health = create_server(service="prover", port=config.prover_port, host=config.bind_host,
+                                         register=register, max_message_bytes=config.max_body_bytes, before=auth)
+    return server, port, health, core
+
+
+def main() -> int:
+    config = cfgmod.load(cfgmod.ProverConfig)
+    logs.setup("prover", config.log_level)
+    server, port, health, core = create(config)
+    metrics.serve_metrics(config.metrics_port, config.bind_host)
+
+    def drain(grace: float) -> None:
+        core.draining = True
+        core.pool.drain(grace)  # type: ignore[attr-defined]
+
+    run_until_signal(server, health, grace=config.shutdown_grace, on_drain=drain,  # type: ignore[arg-type]
+                     ready_message=f"prover listening on {config.bind_host}:{port}")
+    core.pool.close()  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

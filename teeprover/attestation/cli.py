@@ -1,0 +1,232 @@
+"""``teeprover attestation ...``: verify evidence and create signed manifests.
+
+    attestation verify FILE --platform P [--at RFC3339] [--nonce HEX] [--expect MANIFEST
+                        --manifest-keys PUBKEYS] [--roots CERTS|JWKS --issuer URL]
+                        [--vek DER] [--ask DER] [--collateral JSON]
+                        [--allow-simulated] [--allow-debug] [--json]
+    attestation manifest keygen --out SECRET.json --public PUB.json
+    attestation manifest create --keys SECRET.json --git-commit C --image-digest D
+                        [--timestamp T] --ref PLATFORM:KEY=HEX[,KEY=HEX...] ... --out FILE
+
+Exit codes of ``verify``: 0 valid, 1 invalid (the failing step is named), 2 malformed
+input or usage (unreadable file, bad hex, bad manifest).  FILE may be raw bytes or base64
+text (as in the ``attestation`` field of GET /attestation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import TeeProverError
+from . import _x509
+from .manifest import ManifestKeys, ManifestPublicKeys, create_manifest, load_manifest, sign_manifest
+from .roots import Roots, default_roots
+from .snp import snp_evidence
+from .tdx import tdx_evidence
+from .verify import PLATFORMS, verify
+
+EXIT_VALID, EXIT_INVALID, EXIT_MALFORMED = 0, 1, 2
+# Results whose failing step means "these bytes are not evidence at all".
+MALFORMED_STEPS = ("platform", "parse")
+
+
+class _Usage(Exception):
+    pass
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``attestation`` command to a parent parser's subparsers."""
+    parser = subparsers.add_parser("attestation", help="verify TEE attestation evidence, sign measurement manifests")
+    sub = parser.add_subparsers(dest="attestation_command", required=True)
+
+    v = sub.add_parser("verify", help="verify one piece of evidence")
+    v.add_argument("file", type=Path)
+    v.add_argument("--platform", required=True, choices=PLATFORMS)
+    v.add_argument("--at", help="verification instant, RFC 3339 (default: now)")
+    v.add_argument("--nonce", help="expected nonce, hex")
+    v.add_argument("--report-data", help="expected 64-byte report/user data, hex")
+    v.add_argument("--expect", type=Path, help="signed measurement manifest")
+    v.add_argument("--manifest-keys", type=Path, help="trusted manifest public keys (JSON from 'manifest keygen')")
+    v.add_argument("--roots", type=Path, help="trust anchors instead of the pinned ones (PEM/DER; JWKS JSON for azure)")
+    v.add_argument("--issuer", help="azure: the allow-listed issuer the --roots JWKS belongs to")
+    v.add_argument("--vek", type=Path, help="sev-snp: FILE is a raw report; VCEK/VLEK certificate (DER)")
+    v.add_argument("--ask", type=Path, help="sev-snp: ASK/ASVK certificate (DER), optional")
+    v.add_argument("--collateral", type=Path, help="tdx: FILE is a raw quote; DCAP collateral JSON")
+    v.add_argument("--allow-simulated", action="store_true")
+    v.add_argument("--allow-debug", action="store_true")
+    v.add_argument("--json", action="store_true", help="print the full result as JSON")
+    v.set_defaults(func=_cmd_verify)
+
+    m = sub.add_parser("manifest", help="measurement manifests (Ed25519 + ML-DSA-65)")
+    msub = m.add_subparsers(dest="manifest_command", required=True)
+    kg = msub.add_parser("keygen", help="generate a manifest signing key pair")
+    kg.add_argument("--out", type=Path, required=True, help="secret key file (JSON)")
+    kg.add_argument("--public", type=Path, required=True, help="public key file (JSON)")
+    kg.set_defaults(func=_cmd_keygen)
+    cr = msub.add_parser("create", help="create and sign a manifest")
+    cr.add_argument("--keys", type=Path, required=True, help="secret key file from keygen")
+    cr.add_argument("--git-commit", required=True)
+    cr.add_argument("--image-digest", required=True)
+    cr.add_argument("--timestamp", help="RFC 3339 (default: now)")
+    cr.add_argument("--ref", action="append", required=True, metavar="PLATFORM:KEY=HEX[,KEY=HEX]",
+                    help="one accepted reference value, e.g. aws-nitro:pcr0=ab..,pcr1=cd..; repeatable")
+    cr.add_argument("--out", type=Path, required=True)
+    cr.set_defaults(func=_cmd_create)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _Usage(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _evidence_bytes(data: bytes) -> bytes:
+    stripped = data.strip()
+    if stripped and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in stripped):
+        try:
+            return base64.b64decode(stripped, validate=False)
+        except binascii.Error:
+            pass
+    return data
+
+
+def _hex(value: str | None, what: str) -> bytes | None:
+    if value is None:
+        return None
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        raise _Usage(f"{what} is not hex") from None
+
+
+def _when(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(timezone.utc)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise _Usage(f"--at {text!r} is not RFC 3339") from None
+    if when.tzinfo is None:
+        raise _Usage("--at needs a time zone (e.g. Z)")
+    return when
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    raw = _read(args.file)
+    if args.platform == "sev-snp" and args.vek:
+        report = raw if len(raw) == 1184 else _hex(raw.decode(errors="replace").strip(), "report") or b""
+        evidence = snp_evidence(report, _read(args.vek), _read(args.ask) if args.ask else None)
+    elif args.platform == "tdx" and args.collateral:
+        evidence = tdx_evidence(raw, _read(args.collateral).decode())
+    elif args.platform == "azure":
+        evidence = raw.strip()
+    else:
+        evidence = _evidence_bytes(raw)
+    roots = None
+    if args.roots:
+        data = _read(args.roots)
+        if args.platform == "azure":
+            if not args.issuer:
+                raise _Usage("--roots for azure needs --issuer")
+            try:
+                roots = Roots(jwks={args.issuer: json.loads(data)})
+            except ValueError:
+                raise _Usage("--roots is not JSON") from None
+        else:
+            try:
+                certs = _x509.load_pem_or_der(data)
+            except ValueError:
+                raise _Usage("--roots holds no certificate") from None
+            roots = Roots(anchors=tuple(certs), intermediates=default_roots(args.platform).intermediates)
+    expected = None
+    if args.expect:
+        if not args.manifest_keys:
+            raise _Usage("--expect needs --manifest-keys (the trusted manifest signer)")
+        try:
+            keys = ManifestPublicKeys.from_json(json.loads(_read(args.manifest_keys)))
+            expected = load_manifest(_read(args.expect), keys)
+        except (TeeProverError, ValueError) as exc:
+            raise _Usage(f"manifest: {getattr(exc, 'message', exc)}") from None
+    result = verify(
+        evidence,
+        platform=args.platform,
+        roots=roots,
+        now=_when(args.at),
+        nonce=_hex(args.nonce, "--nonce"),
+        expected=expected,
+        allow_simulated=args.allow_simulated,
+        allow_debug=args.allow_debug,
+        report_data=_hex(args.report_data, "--report-data"),
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, sort_keys=True, default=str))
+    elif result.ok:
+        print(f"valid: {args.platform} evidence verified")
+    else:
+        print(f"invalid: step {result.failed_step}: {result.message}")
+    if result.ok:
+        return EXIT_VALID
+    return EXIT_MALFORMED if result.failed_step in MALFORMED_STEPS else EXIT_INVALID
+
+
+def _cmd_keygen(args: argparse.Namespace) -> int:
+    keys = ManifestKeys.generate()
+    args.out.write_text(json.dumps(keys.to_json(), indent=2) + "\n")
+    args.out.chmod(0o600)
+    args.public.write_text(json.dumps(keys.public().to_json(), indent=2) + "\n")
+    print(f"wrote {args.out} (secret) and {args.public}")
+    return 0
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    try:
+        keys = ManifestKeys.from_json(json.loads(_read(args.keys)))
+    except ValueError:
+        raise _Usage("--keys is not JSON") from None
+    platforms: dict[str, list[dict[str, str]]] = {}
+    for spec in args.ref:
+        platform, _, pairs = spec.partition(":")
+        ref = {}
+        for pair in pairs.split(","):
+            key, eq, value = pair.partition("=")
+            if not eq:
+                raise _Usage(f"--ref {spec!r}: expected KEY=HEX")
+            ref[key.strip()] = value.strip()
+        platforms.setdefault(platform, []).append(ref)
+    manifest = create_manifest(
+        git_commit=args.git_commit,
+        image_digest=args.image_digest,
+        timestamp=args.timestamp or datetime.now(timezone.utc).replace(microsecond=0),
+        platforms=platforms,
+    )
+    args.out.write_bytes(sign_manifest(manifest, keys))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch a parsed ``attestation`` command; usage and malformed input exit 2."""
+    try:
+        return int(args.func(args))
+    except (_Usage, TeeProverError) as exc:
+        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return EXIT_MALFORMED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m teeprover.attestation.cli attestation ...``)."""
+    parser = argparse.ArgumentParser(prog="teeprover")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Configuration: typed, frozen, strict about unknown keys, validated across fields."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from services.common import config as c
+
+
+def test_defaults_match_the_architecture() -> None:
+    g = c.load(c.GatewayConfig, {})
+    assert (g.port, g.admin_port, g.prover_port, g.attestor_port, g.params_port) == (6300, 9901, 50051, 50052, 50053)
+    assert (g.rate_limit_rps, g.rate_limit_burst, g.max_body_bytes) == (10, 20, 10485760)
+    p = c.load(c.ProverConfig, {})
+    assert p.job_timeout == 600 and p.job_capacity == 0 and p.cache_dir == Path.home() / ".cache" / "midnight"
+
+
+def test_unknown_key_fails_at_start() -> None:
+    with pytest.raises(c.ConfigError, match="TEEPROVER_PROT"):
+        c.load(c.GatewayConfig, {"TEEPROVER_PROT": "1"})
+
+
+def test_other_prefixes_are_ignored() -> None:
+    c.load(c.GatewayConfig, {"HOME": "/root", "TEEPROVERX": "1"})
+
+
+@pytest.mark.parametrize("key,value", [("TEEPROVER_PORT", "x"), ("TEEPROVER_DISABLE_AUTH", "maybe"),
+                                       ("TEEPROVER_LOG_LEVEL", "LOUD"), ("TEEPROVER_NUM_WORKERS", "65"),
+                                       ("TEEPROVER_PLATFORM", "sgx"), ("TEEPROVER_TLS_PORT", "8443")])
+def test_bad_values_fail(key: str, value: str) -> None:
+    cls = {"TEEPROVER_NUM_WORKERS": c.ProverConfig, "TEEPROVER_DISABLE_AUTH": c.ProverConfig,
+           "TEEPROVER_PLATFORM": c.AttestorConfig}.get(key, c.GatewayConfig)
+    with pytest.raises(c.ConfigError):
+        c.load(cls, {key: value})
+
+
+def test_config_is_frozen() -> None:
+    cfg = c.load(c.GatewayConfig, {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.port = 1  # type: ignore[misc]
+
+
+def test_prover_refuses_to_start_without_keys() -> None:
+    with pytest.raises(c.ConfigError, match="API keys"):
+        c.load(c.ProverConfig, {}).require_api_keys()
+    c.load(c.ProverConfig, {"TEEPROVER_DISABLE_AUTH": "true"}).require_api_keys()
+
+
+def test_round_trip_through_the_environment() -> None:
+    cfg = c.load(c.SupervisorConfig, {"TEEPROVER_CORS_ORIGINS": "https://a.example, https://b.example",
+                                      "TEEPROVER_PORT": "7000"})
+    assert cfg.cors_origins == ("https://a.example", "https://b.example")
+    again = c.load(c.SupervisorConfig, c.to_environ(cfg))
+    assert again == cfg
