@@ -65,7 +65,9 @@ def verify_es384(doc: CoseSign1, public_key: Any) -> None:
     r = int.from_bytes(doc.signature[:48], "big")
     s = int.from_bytes(doc.signature[48:], "big")
     try:
-        public_key.verify(encode_dss_signature(r, s), sig_structure(doc.protected, doc.payload), ec.ECDSA(hashes.SHA384()))
+        public_key.verify(
+            encode_dss_signature(r, s), sig_structure(doc.protected, doc.payload), ec.ECDSA(hashes.SHA384())
+        )
     except InvalidSignature:
         raise StepFailed("signature", "COSE_Sign1 ES384 signature does not verify") from None
 

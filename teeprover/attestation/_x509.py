@@ -92,7 +92,9 @@ def build_chain(
 
     path = extend([leaf])
     if path is None:
-        raise StepFailed("chain", f"no path from {_name(leaf)} to a pinned root (issuer {leaf.issuer.rfc4514_string()[:120]})")
+        raise StepFailed(
+            "chain", f"no path from {_name(leaf)} to a pinned root (issuer {leaf.issuer.rfc4514_string()[:120]})"
+        )
     for i, cert in enumerate(path):
         if i > 0:
             try:

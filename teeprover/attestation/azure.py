@@ -73,8 +73,8 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
     for name in ("iat", "nbf", "exp"):
         if not isinstance(claims.get(name), int) or isinstance(claims.get(name), bool):
             raise StepFailed("structure", f"{name} must be an integer")
-    runtime = claims.get("x-ms-runtime") if isinstance(claims.get("x-ms-runtime"), dict) else {}
-    payload = runtime.get("client-payload") if isinstance(runtime.get("client-payload"), dict) else {}
+    runtime: dict[str, Any] = claims["x-ms-runtime"] if isinstance(claims.get("x-ms-runtime"), dict) else {}
+    payload: dict[str, Any] = runtime["client-payload"] if isinstance(runtime.get("client-payload"), dict) else {}
     measurement = tee.get("x-ms-sevsnpvm-launchmeasurement")
     facts.update(
         issuer=iss,
@@ -100,7 +100,7 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
 
     # chain: issuer allow-listed, key taken from that issuer's configured JWKS by kid
     jwks = checks.roots.jwks.get(iss)
-    if jwks is None:
+    if not isinstance(jwks, dict):
         raise StepFailed("chain", f"issuer {iss!r:.80} is not allow-listed")
     keys = [k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid]
     public_keys = [pk for pk in (_jwk_public_key(k) for k in keys) if pk is not None]

@@ -34,7 +34,12 @@ def binding_map(
         raise InvalidInput("hpke_public_key must be 1..4096 bytes")
     if not isinstance(timestamp_ms, int) or isinstance(timestamp_ms, bool) or not 0 <= timestamp_ms < 2**63:
         raise InvalidInput("timestamp must be a non-negative integer of milliseconds")
-    return {"nonce": nonce, "timestamp": timestamp_ms, "hpke_public_key": hpke_public_key, "tls_spki_sha256": tls_spki_sha256}
+    return {
+        "nonce": nonce,
+        "timestamp": timestamp_ms,
+        "hpke_public_key": hpke_public_key,
+        "tls_spki_sha256": tls_spki_sha256,
+    }
 
 
 def binding_bytes(
@@ -42,7 +47,9 @@ def binding_bytes(
 ) -> bytes:
     """The canonical CBOR encoding that is hashed."""
     return cbor2.dumps(
-        binding_map(nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms),
+        binding_map(
+            nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms
+        ),
         canonical=True,
     )
 
@@ -52,5 +59,7 @@ def binding_digest(
 ) -> bytes:
     """SHA-512 of ``binding_bytes(...)``: 64 bytes for user_data / report_data."""
     return hashlib.sha512(
-        binding_bytes(nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms)
+        binding_bytes(
+            nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms
+        )
     ).digest()

@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +75,13 @@ def register(subparsers: Any) -> None:
     cr.add_argument("--git-commit", required=True)
     cr.add_argument("--image-digest", required=True)
     cr.add_argument("--timestamp", help="RFC 3339 (default: now)")
-    cr.add_argument("--ref", action="append", required=True, metavar="PLATFORM:KEY=HEX[,KEY=HEX]",
-                    help="one accepted reference value, e.g. aws-nitro:pcr0=ab..,pcr1=cd..; repeatable")
+    cr.add_argument(
+        "--ref",
+        action="append",
+        required=True,
+        metavar="PLATFORM:KEY=HEX[,KEY=HEX]",
+        help="one accepted reference value, e.g. aws-nitro:pcr0=ab..,pcr1=cd..; repeatable",
+    )
     cr.add_argument("--out", type=Path, required=True)
     cr.set_defaults(func=_cmd_create)
 
@@ -90,7 +95,9 @@ def _read(path: Path) -> bytes:
 
 def _evidence_bytes(data: bytes) -> bytes:
     stripped = data.strip()
-    if stripped and all(c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in stripped):
+    if stripped and all(
+        c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n" for c in stripped
+    ):
         try:
             return base64.b64decode(stripped, validate=False)
         except binascii.Error:
@@ -109,7 +116,7 @@ def _hex(value: str | None, what: str) -> bytes | None:
 
 def _when(text: str | None) -> datetime:
     if text is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -204,7 +211,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     manifest = create_manifest(
         git_commit=args.git_commit,
         image_digest=args.image_digest,
-        timestamp=args.timestamp or datetime.now(timezone.utc).replace(microsecond=0),
+        timestamp=args.timestamp or datetime.now(UTC).replace(microsecond=0),
         platforms=platforms,
     )
     args.out.write_bytes(sign_manifest(manifest, keys))

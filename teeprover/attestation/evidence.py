@@ -20,10 +20,11 @@ import base64
 import ctypes
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import cbor2
 
@@ -175,7 +176,9 @@ class NitroProvider:
 
     def attest(self, *, report_data: bytes, nonce: bytes | None, public_key: bytes | None, now: datetime) -> bytes:
         # The NSM stamps its own time; ``now`` goes into the binding only.
-        return decode_nsm_response(self.transport(encode_nsm_request(user_data=report_data, nonce=nonce, public_key=public_key)))
+        return decode_nsm_response(
+            self.transport(encode_nsm_request(user_data=report_data, nonce=nonce, public_key=public_key))
+        )
 
 
 # ---------------------------------------------------------------------------------------------- configfs-tsm
@@ -275,7 +278,9 @@ def collect(
     if nonce is not None and len(nonce) > MAX_NONCE_BYTES:
         raise InvalidInput(f"nonce must be at most {MAX_NONCE_BYTES} bytes", details={"nonce_bytes": len(nonce)})
     timestamp_ms = int(now.timestamp() * 1000)
-    report_data = binding_digest(nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms)
+    report_data = binding_digest(
+        nonce=nonce, tls_spki_sha256=tls_spki_sha256, hpke_public_key=hpke_public_key, timestamp_ms=timestamp_ms
+    )
     metadata: dict[str, Any] = {
         "timestamp_ms": timestamp_ms,
         "binding": {

@@ -25,7 +25,12 @@ MAX_ATTESTATION_BYTES = 128 * 1024
 TPM_GENERATED = 0xFF544347
 TPM_ST_ATTEST_QUOTE = 0x8018
 TPM_ALG_RSA, TPM_ALG_NULL, TPM_ALG_RSASSA = 0x0001, 0x0010, 0x0014
-HASHES = {0x0004: ("sha1", hashes.SHA1), 0x000B: ("sha256", hashes.SHA256), 0x000C: ("sha384", hashes.SHA384), 0x000D: ("sha512", hashes.SHA512)}
+HASHES = {
+    0x0004: ("sha1", hashes.SHA1),
+    0x000B: ("sha256", hashes.SHA256),
+    0x000C: ("sha384", hashes.SHA384),
+    0x000D: ("sha512", hashes.SHA512),
+}
 
 
 class _Reader:
@@ -157,7 +162,8 @@ def verify_gcp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
         if attest["magic"] != TPM_GENERATED or attest["type"] != TPM_ST_ATTEST_QUOTE:
             raise StepFailed("structure", "TPMS_ATTEST is not a TPM-generated quote")
     facts["quotes"] = [
-        {"bank": HASHES[q["pcr_hash"]][0], "pcrs": sorted(q["pcrs"]), "extra_data": a["extra_data"].hex()} for q, a, _ in quotes
+        {"bank": HASHES[q["pcr_hash"]][0], "pcrs": sorted(q["pcrs"]), "extra_data": a["extra_data"].hex()}
+        for q, a, _ in quotes
     ]
     facts["pcrs"] = {HASHES[q["pcr_hash"]][0]: {i: q["pcrs"][i].hex() for i in sorted(q["pcrs"])} for q, _, _ in quotes}
     facts["measurements"] = {f"{bank}:pcr{i}": v for bank, pcrs in facts["pcrs"].items() for i, v in pcrs.items()}
@@ -181,7 +187,9 @@ def verify_gcp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
         try:
             ak_key.verify(sig, q["quote"], padding.PKCS1v15(), hash_cls())
         except InvalidSignature:
-            raise StepFailed("signature", f"{HASHES[q['pcr_hash']][0]} quote signature does not verify with the AK") from None
+            raise StepFailed(
+                "signature", f"{HASHES[q['pcr_hash']][0]} quote signature does not verify with the AK"
+            ) from None
         selected = [idx for alg, idxs in attest["selections"] if alg == q["pcr_hash"] for idx in idxs]
         if sorted(selected) != sorted(q["pcrs"]) or any(alg != q["pcr_hash"] for alg, _ in attest["selections"]):
             raise StepFailed("signature", "PCR selection of the quote differs from the PCR values sent")

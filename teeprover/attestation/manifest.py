@@ -86,7 +86,10 @@ class ManifestKeys:
 
     def to_json(self) -> dict[str, str]:
         """Private seeds as hex (keep this file secret)."""
-        return {"ed25519_seed": self.ed25519.private_bytes_raw().hex(), "ml-dsa-65_seed": self.mldsa65.private_bytes_raw().hex()}
+        return {
+            "ed25519_seed": self.ed25519.private_bytes_raw().hex(),
+            "ml-dsa-65_seed": self.mldsa65.private_bytes_raw().hex(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ManifestKeys:
@@ -124,7 +127,13 @@ def create_manifest(
             raise InvalidInput("manifest timestamp must be timezone-aware")
         timestamp = timestamp.isoformat().replace("+00:00", "Z")
     normalised = {p: [{k: v.lower() for k, v in ref.items()} for ref in refs] for p, refs in platforms.items()}
-    return _validate({"version": 1, "build": {"git_commit": git_commit, "image_digest": image_digest, "timestamp": timestamp}, "platforms": normalised})
+    return _validate(
+        {
+            "version": 1,
+            "build": {"git_commit": git_commit, "image_digest": image_digest, "timestamp": timestamp},
+            "platforms": normalised,
+        }
+    )
 
 
 def _validate(obj: Any) -> Manifest:
@@ -160,7 +169,9 @@ def _validate(obj: Any) -> Manifest:
             for k, v in ref.items():
                 if not _KEY.match(k) or not isinstance(v, str) or not _HEX.match(v):
                     raise bad(f"{name}: {k!r:.40} must map to lower-case hex")
-    return Manifest(build["git_commit"], build["image_digest"], build["timestamp"], {p: list(r) for p, r in platforms.items()})
+    return Manifest(
+        build["git_commit"], build["image_digest"], build["timestamp"], {p: list(r) for p, r in platforms.items()}
+    )
 
 
 def signing_bytes(manifest: Manifest) -> bytes:

@@ -12,7 +12,7 @@ Deviations from AWS's text, deliberate and matching real NSM output:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography import x509
@@ -84,7 +84,7 @@ def _structure(doc: _cose.CoseSign1, payload: dict[Any, Any], facts: dict[str, A
         module_id=module_id,
         digest=digest,
         timestamp_ms=timestamp,
-        timestamp=datetime.fromtimestamp(timestamp / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+        timestamp=datetime.fromtimestamp(timestamp / 1000, tz=UTC).isoformat().replace("+00:00", "Z"),
         pcrs={i: pcrs[i].hex() for i in sorted(pcrs)},
         measurements={f"pcr{i}": pcrs[i].hex() for i in sorted(pcrs)},
         public_key=optional["public_key"],
@@ -124,7 +124,9 @@ def _nonce_and_freshness(checks: Checks, facts: dict[str, Any]) -> None:
     if issued > now + checks.clock_skew_seconds:
         raise StepFailed("freshness", f"document timestamp {facts['timestamp']} is in the future")
     if checks.max_age_seconds is not None and now - issued > checks.max_age_seconds:
-        raise StepFailed("freshness", f"document timestamp {facts['timestamp']} is older than {checks.max_age_seconds:.0f} s")
+        raise StepFailed(
+            "freshness", f"document timestamp {facts['timestamp']} is older than {checks.max_age_seconds:.0f} s"
+        )
 
 
 def verify_document(evidence: bytes, checks: Checks, facts: dict[str, Any], *, simulated: bool = False) -> None:

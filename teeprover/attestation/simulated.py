@@ -10,7 +10,7 @@ in the tests uses.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import cbor2
@@ -54,7 +54,9 @@ def build_document(
     return _cose.sign_es384(cbor2.dumps(payload), private_key)
 
 
-def self_signed_p384(common_name: str, now: datetime, lifetime: timedelta) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+def self_signed_p384(
+    common_name: str, now: datetime, lifetime: timedelta
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP384R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
@@ -75,9 +77,11 @@ class SimulatedSigner:
     """Generates its P-384 key and self-signed certificate once, at construction."""
 
     def __init__(self, now: datetime | None = None, lifetime: timedelta = timedelta(days=30)) -> None:
-        start = now or datetime.now(timezone.utc)
+        start = now or datetime.now(UTC)
         self.module_id = "simulated-" + os.urandom(8).hex()
-        self._key, self.certificate = self_signed_p384(f"teeprover simulated {self.module_id} NOT SECURE", start, lifetime)
+        self._key, self.certificate = self_signed_p384(
+            f"teeprover simulated {self.module_id} NOT SECURE", start, lifetime
+        )
 
     def attest(self, *, user_data: bytes | None, nonce: bytes | None, public_key: bytes | None, now: datetime) -> bytes:
         return build_document(

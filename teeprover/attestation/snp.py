@@ -65,23 +65,23 @@ def parse_cert_table(table: bytes) -> dict[str, bytes]:
     Entries are ``(guid[16], offset u32le, length u32le)`` ending with an all-zero entry; GUIDs
     are matched in both RFC and little-endian byte order because producers differ.
     """
-    by_bytes = {}
+    by_bytes: dict[bytes, str] = {}
     for name, guid in CERT_TABLE_GUIDS.items():
         by_bytes[guid.bytes] = name
         by_bytes[guid.bytes_le] = name
     out: dict[str, bytes] = {}
     pos = 0
     while pos + 24 <= len(table):
-        guid = table[pos : pos + 16]
+        raw_guid = table[pos : pos + 16]
         offset, length = struct.unpack_from("<II", table, pos + 16)
         pos += 24
-        if guid == bytes(16):
+        if raw_guid == bytes(16):
             break
         if offset + length > len(table):
             raise ValueError("certificate table entry points outside the table")
-        name = by_bytes.get(guid)
-        if name is not None:
-            out[name] = table[offset : offset + length]
+        found = by_bytes.get(raw_guid)
+        if found is not None:
+            out[found] = table[offset : offset + length]
     return out
 
 
@@ -163,12 +163,22 @@ def vek_info(cert: x509.Certificate) -> dict[str, Any]:
         cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
     except Exception:  # noqa: BLE001
         cn = ""
-    return {"product": product, "tcb": tcb, "hwid": hwid, "csp_id": csp.decode("ascii", "replace") if csp else None, "cn": cn}
+    return {
+        "product": product,
+        "tcb": tcb,
+        "hwid": hwid,
+        "csp_id": csp.decode("ascii", "replace") if csp else None,
+        "cn": cn,
+    }
 
 
 def verify_snp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
     bundle = loads_strict(evidence, "sev-snp evidence")
-    if not isinstance(bundle, dict) or not isinstance(bundle.get("report"), bytes) or not isinstance(bundle.get("vek"), bytes):
+    if (
+        not isinstance(bundle, dict)
+        or not isinstance(bundle.get("report"), bytes)
+        or not isinstance(bundle.get("vek"), bytes)
+    ):
         raise StepFailed("parse", "sev-snp evidence must be a CBOR map with byte strings report and vek")
     ask = bundle.get("ask")
     if ask is not None and not isinstance(ask, bytes):
@@ -212,10 +222,18 @@ def verify_snp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
     info = vek_info(vek)
     want_cn = "SEV-" + SIGNING_KEYS[r["signing_key"]]
     if info["cn"] != want_cn:
-        raise StepFailed("chain", f"report says it is signed by the {SIGNING_KEYS[r['signing_key']]} but the certificate is {info['cn']!r:.40}")
+        raise StepFailed(
+            "chain",
+            f"report is signed by the {SIGNING_KEYS[r['signing_key']]}, the certificate is {info['cn']!r:.40}",
+        )
     path = _x509.build_chain(vek, pool, checks.roots.anchors, checks.now)
-    facts.update(chain=[c.subject.rfc4514_string() for c in path], root_sha256=_x509.fingerprint(path[-1]),
-                 product=info["product"], vek_tcb=info["tcb"], csp_id=info["csp_id"])
+    facts.update(
+        chain=[c.subject.rfc4514_string() for c in path],
+        root_sha256=_x509.fingerprint(path[-1]),
+        product=info["product"],
+        vek_tcb=info["tcb"],
+        csp_id=info["csp_id"],
+    )
 
     # signature
     key = vek.public_key()
@@ -224,7 +242,11 @@ def verify_snp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
     if not (0 < r["signature_r"] < 2**384 and 0 < r["signature_s"] < 2**384):
         raise StepFailed("signature", "report signature r/s out of range")
     try:
-        key.verify(encode_dss_signature(r["signature_r"], r["signature_s"]), bundle["report"][:SIGNED_SIZE], ec.ECDSA(hashes.SHA384()))
+        key.verify(
+            encode_dss_signature(r["signature_r"], r["signature_s"]),
+            bundle["report"][:SIGNED_SIZE],
+            ec.ECDSA(hashes.SHA384()),
+        )
     except InvalidSignature:
         raise StepFailed("signature", "report signature does not verify with the VEK") from None
 
@@ -233,7 +255,9 @@ def verify_snp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
     facts["tcb"] = reported
     for name, value in reported.items():
         if info["tcb"].get(name) != value:
-            raise StepFailed("tcb", f"reported_tcb {name}={value} differs from the VEK certificate ({info['tcb'].get(name)})")
+            raise StepFailed(
+                "tcb", f"reported_tcb {name}={value} differs from the VEK certificate ({info['tcb'].get(name)})"
+            )
     if r["signing_key"] == 0:
         hwid = info["hwid"]
         if hwid is None or r["chip_id"][: len(hwid)] != hwid:

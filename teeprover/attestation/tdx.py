@@ -99,7 +99,17 @@ def verify_tdx(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
         report_data=bytes.fromhex(body.get("report_data", "")),
         td_attributes=body.get("td_attributes"),
         tee_tcb_svn=body.get("tee_tcb_svn"),
-        measurements={k: body[v] for k, v in (("mrtd", "mr_td"), ("rtmr0", "rt_mr0"), ("rtmr1", "rt_mr1"), ("rtmr2", "rt_mr2"), ("rtmr3", "rt_mr3")) if v in body},
+        measurements={
+            k: body[v]
+            for k, v in (
+                ("mrtd", "mr_td"),
+                ("rtmr0", "rt_mr0"),
+                ("rtmr1", "rt_mr1"),
+                ("rtmr2", "rt_mr2"),
+                ("rtmr3", "rt_mr3"),
+            )
+            if v in body
+        },
     )
     attributes = bytes.fromhex(body.get("td_attributes", "00"))
     facts["debug"] = bool(attributes[0] & 1)  # TUD.DEBUG is bit 0 of TD_ATTRIBUTES

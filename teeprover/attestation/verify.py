@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .manifest import Manifest
@@ -82,13 +82,31 @@ def verify(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            _run(evidence, platform, roots, now, nonce, expected, allow_simulated, allow_debug, report_data, max_age, facts)
+            _run(
+                evidence,
+                platform,
+                roots,
+                now,
+                nonce,
+                expected,
+                allow_simulated,
+                allow_debug,
+                report_data,
+                max_age,
+                facts,
+            )
         if caught:
             facts["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
     except StepFailed as failure:
         return Result(ok=False, platform=str(platform), failed_step=failure.step, message=failure.message, facts=facts)
     except Exception as exc:  # noqa: BLE001 - fail closed: a verifier bug is a failed result, never a pass
-        return Result(ok=False, platform=str(platform), failed_step="internal", message=f"{type(exc).__name__}: {exc}"[:300], facts=facts)
+        return Result(
+            ok=False,
+            platform=str(platform),
+            failed_step="internal",
+            message=f"{type(exc).__name__}: {exc}"[:300],
+            facts=facts,
+        )
     return Result(ok=True, platform=platform, facts=facts)
 
 
@@ -120,7 +138,7 @@ def _run(
     if report_data is not None and len(report_data) != 64:
         raise StepFailed("nonce", "report_data must be 64 bytes")
     checks = Checks(
-        now=now.astimezone(timezone.utc),
+        now=now.astimezone(UTC),
         roots=roots if roots is not None else default_roots(platform),
         nonce=nonce,
         report_data=report_data,
@@ -134,9 +152,13 @@ def _run(
         if matched is None:
             raise StepFailed(
                 "measurements",
-                f"measurements match no reference value for {platform} in the manifest of build {expected.git_commit[:12]}",
+                f"no {platform} reference value in the manifest of build {expected.git_commit[:12]} matches",
             )
-        facts["manifest_match"] = {"git_commit": expected.git_commit, "image_digest": expected.image_digest, "reference": matched}
+        facts["manifest_match"] = {
+            "git_commit": expected.git_commit,
+            "image_digest": expected.image_digest,
+            "reference": matched,
+        }
 
     if facts.get("simulated") and not allow_simulated:
         raise StepFailed("policy", "simulated evidence is NOT SECURE and is refused unless allow_simulated is set")

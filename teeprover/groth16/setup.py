@@ -1,0 +1,144 @@
+"""Circuit-specific setup (phase 2) from prepared universal parameters, as snarkjs does it.
+
+snarkjs's ``zkey new`` builds the key with gamma = delta = 1 (generators), then a
+phase-2 contribution multiplies delta by a secret and divides the C and H queries
+by it.  We do both at once with one fresh delta: the result is exactly the key
+``snarkjs groth16 setup`` + one ``snarkjs zkey contribute`` would give
+(gamma stays the generator, as in snarkjs).  tau, alpha and beta come from the
+universal parameters and are not known here.
+
+``setup(r1cs, params, toxic)`` is deterministic; ``generate_keys(r1cs, params)``
+draws delta from the OS RNG and forgets it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from teeprover import curve
+from teeprover.curve import G1, G2, R
+from teeprover.errors import CircuitTooLarge, InvalidInput
+from teeprover.groth16 import qap
+from teeprover.groth16.types import LagrangeParams, ProvingKey, VerifyingKey
+from teeprover.r1cs import R1CS
+
+
+@dataclass(frozen=True)
+class ToxicWaste:
+    """The secret of our phase-2 step.  Never store or log it."""
+
+    delta: int
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return "ToxicWaste(<secret>)"
+
+
+def random_toxic_waste() -> ToxicWaste:
+    return ToxicWaste(delta=1 + secrets.randbelow(R - 1))
+
+
+def _combine_g1(terms: list[tuple[G1, int]], factor: int = 1) -> G1:
+    """sum(point * coeff) * factor, with shortcuts for the common coefficient-one case."""
+    if not terms:
+        return curve.g1_identity()
+    if factor == 1 and len(terms) == 1:
+        p, k = terms[0]
+        if k == 1:
+            return p
+        if k == R - 1:
+            return -p
+    return curve.msm_g1([p for p, _ in terms], curve.frs([k * factor for _, k in terms]))
+
+
+def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
+    if not terms:
+        return curve.g2_identity()
+    if len(terms) == 1:
+        p, k = terms[0]
+        if k == 1:
+            return p
+        if k == R - 1:
+            return -p
+    return curve.msm_g2([p for p, _ in terms], curve.frs([k for _, k in terms]))
+
+
+def _scale_all(points: Sequence[G1], k: int) -> tuple[G1, ...]:
+    s = curve.fr(k)
+    return tuple(p * s for p in points)
+
+
+def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
+    """Deterministic Groth16 keys for ``r1cs`` from the prepared parameters and ``toxic``."""
+    n = r1cs.domain_size()
+    if n != params.domain_size:
+        raise CircuitTooLarge(f"parameters are for domain size {params.domain_size}, circuit needs {n}",
+                              details={"k": r1cs.k()})
+    if not 0 < toxic.delta < R:
+        raise InvalidInput("delta must be a non-zero field element")
+    n_pub = r1cs.num_public
+    n_vars = r1cs.num_variables
+    if n_vars < n_pub + 1:
+        raise InvalidInput("circuit has fewer variables than public inputs")
+
+    coeffs = qap.constraint_coeffs(r1cs)
+    tau_g1, tau_g2 = params.tau_g1, params.tau_g2
+    alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
+
+    a_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+    b1_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+    b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
+    # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.
+    k_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+    for cf in coeffs:
+        c, s, v = cf.constraint, cf.signal, cf.value
+        if cf.matrix == 0:
+            a_terms[s].append((tau_g1[c], v))
+            k_terms[s].append((beta_tau[c], v))
+        else:
+            b1_terms[s].append((tau_g1[c], v))
+            b2_terms[s].append((tau_g2[c], v))
+            k_terms[s].append((alpha_tau[c], v))
+    for c, con in enumerate(r1cs.constraints):
+        for s, v in con.c.items():
+            if v % R:
+                k_terms[s].append((tau_g1[c], v % R))
+
+    delta_inv = curve.inv(toxic.delta)
+    ic = tuple(_combine_g1(k_terms[s]) for s in range(n_pub + 1))
+    c_query = tuple(_combine_g1(k_terms[s], delta_inv) for s in range(n_pub + 1, n_vars))
+    a_query = tuple(_combine_g1(t) for t in a_terms)
+    b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
+    b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
+    h_query = _scale_all(params.h_g1, delta_inv)
+
+    vk = VerifyingKey(
+        alpha_g1=params.alpha_g1,
+        beta_g2=params.beta_g2,
+        gamma_g2=curve.g2_generator(),
+        delta_g2=curve.g2_mul(curve.g2_generator(), toxic.delta),
+        ic=ic,
+    )
+    return ProvingKey(
+        vk=vk,
+        beta_g1=params.beta_g1,
+        delta_g1=curve.g1_mul(curve.g1_generator(), toxic.delta),
+        num_variables=n_vars,
+        num_public=n_pub,
+        domain_size=n,
+        coeffs=coeffs,
+        a_query=a_query,
+        b_g1_query=b_g1_query,
+        b_g2_query=b_g2_query,
+        c_query=c_query,
+        h_query=h_query,
+    )
+
+
+def generate_keys(r1cs: R1CS, params: LagrangeParams) -> ProvingKey:
+    """Keys with a fresh delta from the OS RNG (thrown away afterwards)."""
+    return setup(r1cs, params, random_toxic_waste())
+
+
+__all__ = ["ToxicWaste", "random_toxic_waste", "setup", "generate_keys"]

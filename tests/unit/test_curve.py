@@ -1,0 +1,147 @@
+"""Laws of the curve adapter, cross-checked against py_ecc (the independent reference)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from py_ecc.bls.point_compression import compress_G1, compress_G2
+from py_ecc.optimized_bls12_381 import G1 as E_G1
+from py_ecc.optimized_bls12_381 import G2 as E_G2
+from py_ecc.optimized_bls12_381 import multiply, normalize
+
+from teeprover import curve
+from teeprover.errors import MalformedEncoding
+
+RNG = random.Random(1)
+
+
+def _ref_g1_bytes(k: int) -> bytes:
+    return compress_G1(multiply(E_G1, k)).to_bytes(48, "big")
+
+
+def _ref_g2_bytes(k: int) -> bytes:
+    z1, z2 = compress_G2(multiply(E_G2, k))
+    return z1.to_bytes(48, "big") + z2.to_bytes(48, "big")
+
+
+@pytest.mark.parametrize("k", [1, 2, 12345, curve.R - 1, RNG.randrange(curve.R)])
+def test_g1_encoding_matches_py_ecc(k: int) -> None:
+    p = curve.g1_mul(curve.g1_generator(), k)
+    assert curve.g1_to_bytes(p) == _ref_g1_bytes(k)
+    assert curve.g1_from_bytes(_ref_g1_bytes(k)) == p
+    x, y = normalize(multiply(E_G1, k))
+    assert curve.g1_to_affine(p) == (x.n, y.n)
+
+
+@pytest.mark.parametrize("k", [1, 7, RNG.randrange(curve.R)])
+def test_g2_encoding_matches_py_ecc(k: int) -> None:
+    p = curve.g2_mul(curve.g2_generator(), k)
+    assert curve.g2_to_bytes(p) == _ref_g2_bytes(k)
+    assert curve.g2_from_bytes(_ref_g2_bytes(k)) == p
+    x, y = normalize(multiply(E_G2, k))
+    assert curve.g2_to_affine(p) == (tuple(x.coeffs), tuple(y.coeffs))
+    assert curve.g2_from_affine(tuple(x.coeffs), tuple(y.coeffs)) == p
+
+
+def test_identity_round_trips() -> None:
+    assert curve.g1_from_bytes(curve.g1_to_bytes(curve.g1_identity())) == curve.g1_identity()
+    assert curve.g2_from_bytes(curve.g2_to_bytes(curve.g2_identity())) == curve.g2_identity()
+    assert curve.g1_to_affine(curve.g1_identity()) is None
+
+
+def _not_in_subgroup_g1() -> bytes:
+    # smallest x giving a curve point outside the prime-order subgroup (cofactor is large)
+    for x in range(1, 100):
+        rhs = (x ** 3 + 4) % curve.P
+        if pow(rhs, (curve.P - 1) // 2, curve.P) == 1:
+            b = bytearray(x.to_bytes(48, "big"))
+            b[0] |= 0x80
+            return bytes(b)
+    raise AssertionError
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"\x00" * 48, b"\x80" + b"\x00" * 46,  # wrong flags / short
+    b"\xff" * 48,  # x >= p
+    b"\xc0" + b"\x00" * 46 + b"\x01",  # infinity with junk
+    bytes([0x80]) + (3).to_bytes(47, "big"),  # x^3+4 not a square? or not in subgroup
+])
+def test_g1_decoding_rejects_malformed(bad: bytes) -> None:
+    with pytest.raises(MalformedEncoding):
+        curve.g1_from_bytes(bad)
+
+
+def test_g1_decoding_rejects_point_outside_subgroup() -> None:
+    b = _not_in_subgroup_g1()
+    with pytest.raises(MalformedEncoding):
+        curve.g1_from_bytes(b)
+    curve.g1_from_bytes(b, check_subgroup=False)  # on the curve, only the subgroup check fails
+
+
+def test_g2_decoding_rejects_malformed() -> None:
+    good = curve.g2_to_bytes(curve.g2_generator())
+    for bad in (good[:95], b"\x00" * 96, b"\xff" * 96, bytes([good[0]]) + b"\x00" * 47 + good[48:]):
+        with pytest.raises(MalformedEncoding):
+            curve.g2_from_bytes(bad)
+
+
+def test_off_curve_affine_raises() -> None:
+    x, y = curve.g1_to_affine(curve.g1_generator())  # type: ignore[misc]
+    with pytest.raises(MalformedEncoding):
+        curve.g1_from_affine(x, y + 1)
+
+
+def test_pairing_bilinearity_on_g1_and_g2() -> None:
+    a, b = RNG.randrange(1, curve.R), RNG.randrange(1, curve.R)
+    g1, g2 = curve.g1_generator(), curve.g2_generator()
+    lhs = curve.pairing(curve.g1_mul(g1, a), curve.g2_mul(g2, b))
+    assert lhs == curve.pairing(curve.g1_mul(g1, a * b), g2)
+    assert lhs == curve.pairing(g1, curve.g2_mul(g2, a * b))
+    assert lhs != curve.pairing(curve.g1_mul(g1, a * b + 1), g2)  # the "no" twin
+
+
+def test_pairing_non_degenerate_and_matches_py_ecc_check() -> None:
+    from py_ecc.optimized_bls12_381 import FQ12, final_exponentiate, neg, pairing
+    g1, g2 = curve.g1_generator(), curve.g2_generator()
+    assert curve.pairing(g1, g2) != curve.GT.one()
+    assert curve.pairing_check([(g1, curve.g2_mul(g2, 6)), (-curve.g1_mul(g1, 2), curve.g2_mul(g2, 3))])
+    assert not curve.pairing_check([(g1, curve.g2_mul(g2, 6)), (-curve.g1_mul(g1, 2), curve.g2_mul(g2, 4))])
+    # the same relation in py_ecc
+    e = final_exponentiate(pairing(multiply(E_G2, 6), E_G1, final_exponentiate=False)
+                           * pairing(multiply(E_G2, 3), neg(multiply(E_G1, 2)), final_exponentiate=False))
+    assert e == FQ12.one()
+
+
+def test_msm_equals_sum_of_products() -> None:
+    ks = [RNG.randrange(curve.R) for _ in range(20)]
+    es = [RNG.randrange(curve.R) for _ in range(20)]
+    g1, g2 = curve.g1_generator(), curve.g2_generator()
+    p1 = [curve.g1_mul(g1, k) for k in ks]
+    p2 = [curve.g2_mul(g2, k) for k in ks]
+    expect = sum(k * e for k, e in zip(ks, es, strict=True)) % curve.R
+    assert curve.msm_g1(p1, curve.frs(es)) == curve.g1_mul(g1, expect)
+    assert curve.msm_g2(p2, curve.frs(es)) == curve.g2_mul(g2, expect)
+    assert curve.msm_g1(p1, curve.frs(es[:-1] + [es[-1] + 1])) != curve.g1_mul(g1, expect)
+
+
+@pytest.mark.parametrize("n", [1, 2, 16, 64])
+def test_fft_is_evaluation_at_snarkjs_roots_and_ifft_inverts(n: int) -> None:
+    co = [RNG.randrange(curve.R) for _ in range(n)]
+    w = curve.root_of_unity(n)
+    assert pow(w, n, curve.R) == 1 and (n == 1 or pow(w, n // 2, curve.R) != 1)
+    ev = curve.fr_ints(curve.fft(curve.frs(co), n))
+    assert ev == [sum(c * pow(w, i * k, curve.R) for k, c in enumerate(co)) % curve.R for i in range(n)]
+    assert curve.fr_ints(curve.ifft(curve.frs(ev))) == co
+
+
+def test_snarkjs_root_of_unity_constant() -> None:
+    # ffjavascript: w[3] for BLS12-381 Fr is 5^((r-1)/8)
+    assert curve.root_of_unity(8) == pow(5, (curve.R - 1) // 8, curve.R)
+
+
+def test_scalar_round_trip_above_2_63() -> None:
+    for x in (0, 1, 2**63, 2**64 + 5, curve.R - 1):
+        assert curve.fr_int(curve.fr(x)) == x
+    with pytest.raises(MalformedEncoding):
+        curve.fr_from_bytes(curve.R.to_bytes(32, "little"))

@@ -1,0 +1,247 @@
+"""Groth16 engine: every valid proof verifies, and every kind of tampering does not."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import cbor2
+import pytest
+
+from teeprover import curve
+from teeprover.curve import R
+from teeprover.errors import InvalidInput, MalformedEncoding
+from teeprover.groth16 import encoding, prove, setup, verify
+from teeprover.groth16.types import Proof
+from teeprover.r1cs import R1CS, Constraint
+from teeprover.snarkjs import export
+from teeprover.snarkjs.ptau import lagrange_params_from_secrets
+from tests.support import npm
+
+
+def squaring_chain(n: int, x: int = 3, n_public: int = 2) -> tuple[R1CS, list[int]]:
+    """s0 = x; s_{i+1} = s_i^2 + i; public: out = s_n and x (when n_public == 2)."""
+    # variables: 0 one | 1 out | 2 x (public if n_public == 2) | 3.. s_1..s_n
+    cons = []
+    s_var = [2] + [3 + i for i in range(n)]
+    for i in range(n):
+        a = s_var[i]
+        cons.append(Constraint({a: 1}, {a: 1}, {s_var[i + 1]: 1, 0: (-i) % R}))
+    cons.append(Constraint({s_var[-1]: 1}, {0: 1}, {1: 1}))
+    z = [1, 0, x]
+    s = x
+    for i in range(n):
+        s = (s * s + i) % R
+        z.append(s)
+    z[1] = s
+    return R1CS(num_variables=3 + n, num_public=n_public, constraints=tuple(cons)), z
+
+
+@pytest.fixture(scope="module")
+def small():
+    r1cs, z = squaring_chain(1000)  # k = 10
+    r1cs.check_witness(z)
+    params = lagrange_params_from_secrets(r1cs.domain_size(), tau=0x1234567, alpha=0xA1FA, beta=0xBE7A)
+    pk = setup.setup(r1cs, params, setup.ToxicWaste(delta=0xDE17A))
+    return r1cs, z, pk
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    r1cs, z = squaring_chain(3, x=5)  # n = 8
+    params = lagrange_params_from_secrets(r1cs.domain_size(), tau=77, alpha=5, beta=9)
+    pk = setup.setup(r1cs, params, setup.ToxicWaste(delta=13))
+    return r1cs, z, pk
+
+
+def public(z: list[int], pk) -> list[int]:
+    return z[1:1 + pk.num_public]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_valid_proof_verifies(small, seed: int) -> None:
+    _, z, pk = small
+    rng = random.Random(seed)
+    proof = prove.prove(pk, z, rng.randrange(R), rng.randrange(R))
+    assert verify.verify(pk.vk, public(z, pk), proof)
+
+
+def test_random_proofs_verify_and_differ(small) -> None:
+    _, z, pk = small
+    p1, p2 = prove.create_random_proof(pk, z), prove.create_random_proof(pk, z)
+    assert verify.verify(pk.vk, public(z, pk), p1) and verify.verify(pk.vk, public(z, pk), p2)
+    assert p1 != p2
+
+
+def test_verify_rejects_wrong_public_input(small) -> None:
+    _, z, pk = small
+    proof = prove.prove(pk, z, 1, 2)
+    for i in range(pk.num_public):
+        bad = public(z, pk)
+        bad[i] = (bad[i] + 1) % R
+        assert verify.verify(pk.vk, bad, proof) is False
+
+
+def test_verify_rejects_swapped_a_and_c(small) -> None:
+    _, z, pk = small
+    proof = prove.prove(pk, z, 1, 2)
+    assert verify.verify(pk.vk, public(z, pk), Proof(a=proof.c, b=proof.b, c=proof.a)) is False
+
+
+def test_verify_rejects_unsatisfying_witness(small) -> None:
+    _, z, pk = small
+    bad = list(z)
+    bad[10] = (bad[10] + 1) % R
+    assert verify.verify(pk.vk, public(z, pk), prove.prove(pk, bad, 1, 2)) is False
+
+
+def test_verify_rejects_flipped_byte(small) -> None:
+    _, z, pk = small
+    data = encoding.encode_proof(prove.prove(pk, z, 3, 4))
+    outcomes = set()
+    for pos in (len(data) - 5, len(data) - 100, len(data) - 150):
+        flipped = bytearray(data)
+        flipped[pos] ^= 0x01
+        try:
+            outcomes.add(verify.verify(pk.vk, public(z, pk), encoding.decode_proof(bytes(flipped))))
+        except MalformedEncoding:
+            outcomes.add("malformed")
+    assert True not in outcomes
+
+
+def test_wrong_number_of_public_inputs_raises(small) -> None:
+    _, z, pk = small
+    proof = prove.prove(pk, z, 1, 2)
+    with pytest.raises(InvalidInput):
+        verify.verify(pk.vk, public(z, pk)[:-1], proof)
+    with pytest.raises(InvalidInput):
+        verify.verify(pk.vk, public(z, pk) + [0], proof)
+    with pytest.raises(InvalidInput):
+        verify.verify(pk.vk, [R] + public(z, pk)[1:], proof)
+
+
+def test_prove_rejects_wrong_witness_length(small) -> None:
+    _, z, pk = small
+    with pytest.raises(InvalidInput):
+        prove.prove(pk, z[:-1], 1, 2)
+
+
+def test_known_answer_fixed_seeds_give_identical_proof_bytes(tiny) -> None:
+    _, z, pk = tiny
+    a = encoding.encode_proof(prove.prove(pk, z, 1111, 2222))
+    b = encoding.encode_proof(prove.prove(pk, z, 1111, 2222))
+    assert a == b
+    assert hashlib.sha256(a).hexdigest() == KNOWN_PROOF_SHA256
+    assert encoding.encode_proof(prove.prove(pk, z, 1111, 2223)) != a
+
+
+KNOWN_PROOF_SHA256 = "3aa3b3f7bf41bc68896cf5021e52c4c5d9abc223220a8e425cc54cc861081c0c"
+
+
+def test_small_proof_verifies_with_py_ecc_pairings(tiny) -> None:
+    """An independent check: the Groth16 equation evaluated with py_ecc, not our curve adapter."""
+    from py_ecc.bls.point_compression import decompress_G1, decompress_G2
+    from py_ecc.optimized_bls12_381 import FQ12, add, final_exponentiate, multiply, neg, pairing
+
+    _, z, pk = tiny
+    proof = prove.prove(pk, z, 5, 6)
+
+    def e1(p):
+        return decompress_G1(int.from_bytes(curve.g1_to_bytes(p), "big"))
+
+    def e2(p):
+        b = curve.g2_to_bytes(p)
+        return decompress_G2((int.from_bytes(b[:48], "big"), int.from_bytes(b[48:], "big")))
+
+    vk = pk.vk
+    acc = e1(vk.ic[0])
+    for x, ic in zip(public(z, pk), vk.ic[1:], strict=True):
+        acc = add(acc, multiply(e1(ic), x))
+
+    def check(a, b, c) -> bool:
+        f = (pairing(e2(b), neg(a), final_exponentiate=False)
+             * pairing(e2(vk.beta_g2), e1(vk.alpha_g1), final_exponentiate=False)
+             * pairing(e2(vk.gamma_g2), acc, final_exponentiate=False)
+             * pairing(e2(vk.delta_g2), c, final_exponentiate=False))
+        return final_exponentiate(f) == FQ12.one()
+
+    assert check(e1(proof.a), proof.b, e1(proof.c))
+    assert not check(e1(proof.c), proof.b, e1(proof.a))
+
+
+# --- CBOR -----------------------------------------------------------------------
+
+def test_cbor_round_trips_are_canonical(tiny) -> None:
+    _, z, pk = tiny
+    proof = prove.prove(pk, z, 1, 2)
+    pb = encoding.encode_proof(proof)
+    assert encoding.decode_proof(pb) == proof
+    assert encoding.encode_proof(encoding.decode_proof(pb)) == pb
+    vb = encoding.encode_verifying_key(pk.vk)
+    assert encoding.decode_verifying_key(vb) == pk.vk
+    kb = encoding.encode_proving_key(pk)
+    pk2 = encoding.decode_proving_key(kb)
+    assert encoding.encode_proving_key(pk2) == kb
+    assert verify.verify(pk.vk, public(z, pk), prove.prove(pk2, z, 1, 2))
+    assert cbor2.loads(pb).tag == encoding.TAG_PROOF
+    assert cbor2.dumps(cbor2.loads(kb), canonical=True) == kb
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"\xff", b"junk", cbor2.dumps([1, 2, 3]), cbor2.dumps(cbor2.CBORTag(encoding.TAG_PROOF, [2, b"", b"", b""])),
+    cbor2.dumps(cbor2.CBORTag(encoding.TAG_VERIFYING_KEY, [1, b"", b"", b""])),
+    cbor2.dumps(cbor2.CBORTag(encoding.TAG_PROOF, [1, b"\x00" * 48, b"\x00" * 96, b"\x00" * 48])),
+])
+def test_decoding_bad_bytes_raises(bad: bytes) -> None:
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_proof(bad)
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_verifying_key(bad)
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_proving_key(bad)
+
+
+def test_decoding_proof_with_wrong_tag_raises(tiny) -> None:
+    _, z, pk = tiny
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_proof(encoding.encode_verifying_key(pk.vk))
+
+
+def test_truncated_proving_key_raises(tiny) -> None:
+    _, _, pk = tiny
+    kb = encoding.encode_proving_key(pk)
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_proving_key(kb[:-10])
+
+
+# --- snarkjs JSON ----------------------------------------------------------------
+
+def test_json_export_round_trips(tiny) -> None:
+    _, z, pk = tiny
+    proof = prove.prove(pk, z, 1, 2)
+    vk_text = export.verification_key_json(pk.vk)
+    assert export.verification_key_json(export.verifying_key_from_json(vk_text)) == vk_text
+    assert export.proof_from_json(export.proof_json(proof)) == proof
+    assert export.public_from_json(export.public_json(public(z, pk))) == public(z, pk)
+    with pytest.raises(MalformedEncoding):
+        export.proof_from_json('{"pi_a": ["1", "2", "1"]}')
+
+
+@pytest.mark.snarkjs
+@pytest.mark.skipif(not npm.npm_available(), reason="node/npm not installed")
+def test_snarkjs_verifies_exported_proof_and_rejects_wrong_input(small, tmp_path: Path) -> None:
+    _, z, pk = small
+    proof = prove.prove(pk, z, 123, 456)
+    (tmp_path / "vk.json").write_text(export.verification_key_json(pk.vk))
+    (tmp_path / "proof.json").write_text(export.proof_json(proof))
+    (tmp_path / "public.json").write_text(export.public_json(public(z, pk)))
+    ok = npm.snarkjs("groth16", "verify", str(tmp_path / "vk.json"), str(tmp_path / "public.json"),
+                     str(tmp_path / "proof.json"))
+    assert ok.returncode == 0 and "OK" in ok.stdout, ok.stdout + ok.stderr
+    bad = public(z, pk)
+    bad[0] = (bad[0] + 1) % R
+    (tmp_path / "public.json").write_text(export.public_json(bad))
+    no = npm.snarkjs("groth16", "verify", str(tmp_path / "vk.json"), str(tmp_path / "public.json"),
+                     str(tmp_path / "proof.json"))
+    assert no.returncode != 0 and "OK" not in no.stdout
