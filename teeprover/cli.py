@@ -15,7 +15,11 @@ from collections.abc import Sequence
 # Modules that add subcommands: each has ``register(subparsers)``.
 _COMMAND_MODULES = (
     "teeprover.commands.serve",
+    "teeprover.commands.circuits",
+    "teeprover.commands.params",
+    "teeprover.attestation.cli",
     "teeprover.commands.keys",
+    "teeprover.commands.certs",
 )
 
 
@@ -32,6 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "attestation":
+        from teeprover.attestation import cli as attestation_cli
+
+        # Its runner maps usage and domain errors to exit code 2.
+        return attestation_cli.run(args)
     code: int = args.func(args)
     return code
 

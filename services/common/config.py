@@ -127,20 +127,44 @@ class GatewayConfig(CommonConfig):
     cors_origins: tuple[str, ...] = ()
     fetch_params: bool = True
     envoy_concurrency: int = 2
+    allow_plain_http_public: bool = False  # plain HTTP on a non-loopback address needs this explicit opt-in
 
     def _checks(self) -> None:
         if self.tls_port and (self.tls_cert is None or self.tls_key is None):
             raise ConfigError("TEEPROVER_TLS_PORT needs TEEPROVER_TLS_CERT and TEEPROVER_TLS_KEY")
+        if not self.tls_port and not self.allow_plain_http_public and not self.binds_loopback_only():
+            raise ConfigError(
+                f"refusing plain HTTP on the non-loopback address {self.bind_host!r}: set TEEPROVER_TLS_PORT, "
+                "TEEPROVER_TLS_CERT and TEEPROVER_TLS_KEY, or TEEPROVER_ALLOW_PLAIN_HTTP_PUBLIC=true when TLS "
+                "is terminated in front of the gateway")
         if self.rate_limit_rps < 1 or self.rate_limit_burst < 1:
             raise ConfigError("rate limits must be >= 1")
+
+    def binds_loopback_only(self) -> bool:
+        """True when ``bind_host`` is ``localhost`` or a loopback literal (127.0.0.0/8, ::1)."""
+        import ipaddress
+
+        host = self.bind_host.strip().strip("[]")
+        if host.lower() == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 @dataclass(frozen=True)
 class SupervisorConfig(GatewayConfig, ProverConfig, AttestorConfig, ParamsConfig):
     """Everything ``teeprover serve all`` needs: the union of every service's keys."""
 
+    dev_params_max_k: int = 12  # embedded default: generate INSECURE dev parameters for k = 10..this
 
-_ALL_CONFIGS: tuple[type, ...] = (ProverConfig, AttestorConfig, ParamsConfig, GatewayConfig)
+    def _checks(self) -> None:
+        if not 10 <= self.dev_params_max_k <= 16:
+            raise ConfigError("TEEPROVER_DEV_PARAMS_MAX_K must be between 10 and 16")
+
+
+_ALL_CONFIGS: tuple[type, ...] = (ProverConfig, AttestorConfig, ParamsConfig, GatewayConfig, SupervisorConfig)
 KNOWN_KEYS = frozenset(PREFIX + f.name.upper() for cls in _ALL_CONFIGS for f in fields(cls))
 
 T = TypeVar("T", bound=CommonConfig)

@@ -82,6 +82,10 @@ class Supervisor:
         runtime = cfg.runtime_dir or Path(tempfile.mkdtemp(prefix="teeprover-"))
         runtime.mkdir(parents=True, exist_ok=True)
         changes: dict[str, object] = {"runtime_dir": runtime}
+        if cfg.params_manifest is None and "params" in self.services:
+            from services.common import devsetup
+
+            changes["params_manifest"] = devsetup.prepare(cfg.cache_dir, cfg.dev_params_max_k)
         if not cfg.disable_auth and not cfg.api_keys and cfg.api_keys_file is None:
             # A development key: printed once, stored only as its hash.
             self.api_key = new_key()

@@ -1,10 +1,40 @@
-"""Worker-side job functions (run inside the pool's processes; module imported once per worker)."""
+"""Worker-side job functions (run inside the pool's processes; this module is imported once per worker).
+
+Each function takes ``payload = b"<media type>\\n" + body`` and a ``should_stop``
+callable checked between stages; it returns the reply bytes or raises a domain
+error that the pool carries back to the caller unchanged.  The per-worker
+:class:`teeprover.proving.Prover` keeps the proving-key LRU warm between jobs.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 
-from teeprover.errors import InternalError
+from services.common import config as cfgmod
+from services.common import logs
+from teeprover import zkir
+from teeprover.keystore import KeyStore
+from teeprover.proving import Prover, circuit_k
+
+log = logging.getLogger("teeprover.worker")
+_prover: Prover | None = None
+
+
+def init() -> None:
+    """Pool initializer: JSON logs and the worker's prover (key store from the same configuration)."""
+    global _prover
+    config = cfgmod.load(cfgmod.ProverConfig)
+    logs.setup("prover-worker", config.log_level)
+    _prover = Prover(KeyStore(config.keys_dir or config.cache_dir / "keys"))
+
+
+def _get() -> Prover:
+    if _prover is None:
+        init()
+    assert _prover is not None
+    return _prover
 
 
 def _split(payload: bytes) -> tuple[str, bytes]:
@@ -13,16 +43,26 @@ def _split(payload: bytes) -> tuple[str, bytes]:
 
 
 def k(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    raise InternalError("engine not wired yet")
+    _, body = _split(payload)
+    return str(circuit_k(body)).encode()
 
 
 def check(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    raise InternalError("engine not wired yet")
+    import cbor2
+
+    _, body = _split(payload)
+    return cbor2.dumps(_get().check(body), canonical=True)
 
 
 def prove(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    raise InternalError("engine not wired yet")
+    _, body = _split(payload)
+    start = time.perf_counter()
+    result = _get().prove(zkir.ProveRequest.from_cbor(body), should_stop)
+    log.info("proof generated", extra={"k": result.k, "seconds": round(time.perf_counter() - start, 3),
+                                       "stages": {k: round(v, 3) for k, v in result.timings.items()}})
+    return result.to_cbor()
 
 
 def prove_tx(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    raise InternalError("engine not wired yet")
+    _, body = _split(payload)
+    return _get().prove_tx(body, should_stop)

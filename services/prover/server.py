@@ -49,7 +49,8 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None) -> tuple
     if config.disable_auth:
         log.warning("AUTHENTICATION IS DISABLED (TEEPROVER_DISABLE_AUTH): development only, never in production")
     if pool is None:
-        pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity)
+        pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity,
+                          initializer="services.prover.jobs:init")
         # Serve (and report healthy) only once the worker processes are up.
         if not pool.wait_ready(120):
             log.error("worker processes did not start")

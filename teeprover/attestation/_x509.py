@@ -60,6 +60,14 @@ def _name(cert: x509.Certificate) -> str:
         return "<unparsable subject>"
 
 
+def _issuer(cert: x509.Certificate) -> str:
+    # cryptography parses names lazily: a corrupt issuer only fails here.
+    try:
+        return cert.issuer.rfc4514_string()[:120]
+    except Exception:  # noqa: BLE001
+        return "<unparsable issuer>"
+
+
 def build_chain(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
@@ -93,8 +101,16 @@ def build_chain(
     path = extend([leaf])
     if path is None:
         raise StepFailed(
-            "chain", f"no path from {_name(leaf)} to a pinned root (issuer {leaf.issuer.rfc4514_string()[:120]})"
+            "chain", f"no path from {_name(leaf)} to a pinned root (issuer {_issuer(leaf)})"
         )
+    try:
+        _check_path(path, now)
+    except ValueError as exc:  # a field that only fails to parse when it is read
+        raise StepFailed("chain", f"a certificate in the chain could not be parsed: {exc}"[:300]) from None
+    return path
+
+
+def _check_path(path: list[x509.Certificate], now: datetime) -> None:
     for i, cert in enumerate(path):
         if i > 0:
             try:
@@ -109,4 +125,3 @@ def build_chain(
                 f"{_name(cert)} is not valid at {now.isoformat()} "
                 f"(valid {cert.not_valid_before_utc.isoformat()}..{cert.not_valid_after_utc.isoformat()})",
             )
-    return path

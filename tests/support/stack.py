@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 90.0
+START_TIMEOUT = 180.0
+SHARED_CACHE = Path(os.environ.get("TEEPROVER_TEST_CACHE", REPO / ".cache" / "test-stack"))
 
 
 def free_port() -> int:
@@ -57,7 +58,9 @@ def stack_env(tmp: Path, **overrides: str) -> tuple[dict[str, str], dict[str, in
     env.update({
         "TEEPROVER_METRICS_PORT": "0",
         "TEEPROVER_PLATFORM": "simulated",
-        "TEEPROVER_CACHE_DIR": str(tmp / "cache"),
+        # One cache for every test stack: development parameters and demo keys are made once.
+        "TEEPROVER_CACHE_DIR": str(SHARED_CACHE),
+        "TEEPROVER_DEV_PARAMS_MAX_K": "11",
         "TEEPROVER_RUNTIME_DIR": str(tmp / "run"),
         "TEEPROVER_SHUTDOWN_GRACE": "10",
     })

@@ -1,0 +1,233 @@
+"""``teeprover setup | prove | verify | k | check`` (ARCHITECTURE.md §9)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from teeprover.commands._common import EXIT_INVALID, EXIT_OK, cache_dir, fail, read_input
+from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
+
+
+def register(sub: Any) -> None:
+    s = sub.add_parser("setup", help="circuit-specific Groth16 keys from universal parameters")
+    s.add_argument("circuit", type=Path, help="ZKIR v2 circuit (.json or .cbor)")
+    s.add_argument("-o", "--out", type=Path, required=True, help="key directory to write")
+    s.add_argument("--k", type=int, help="parameter size to use (default: the circuit's k)")
+    s.add_argument("--ptau", type=Path, help="prepared .ptau file (default: from the parameter cache)")
+    s.set_defaults(func=_guard(_setup))
+
+    p = sub.add_parser("prove", help="prove locally, remotely (--url), or a circom circuit (--r1cs/--wtns/--zkey)")
+    p.add_argument("circuit", type=Path, nargs="?")
+    p.add_argument("preimage", type=Path, nargs="?")
+    p.add_argument("--keys", type=Path, help="key directory from `teeprover setup`")
+    p.add_argument("-o", "--out", type=Path, required=True, help="proof file (CBOR)")
+    p.add_argument("--url", help="prove remotely through the REST API (e.g. http://127.0.0.1:6300)")
+    p.add_argument("--api-key", help="API key for --url (or TEEPROVER_CLIENT_API_KEY)")
+    p.add_argument("--snarkjs", type=Path, help="also write proof.json, public.json, verification_key.json here")
+    p.add_argument("--r1cs", type=Path)
+    p.add_argument("--wtns", type=Path)
+    p.add_argument("--zkey", type=Path)
+    p.set_defaults(func=_guard(_prove))
+
+    v = sub.add_parser("verify", help="verify a proof: exit 0 valid, 1 invalid, 2 malformed input")
+    v.add_argument("--vk", type=Path, required=True, help="verifying key: vk.cbor or snarkjs verification_key.json")
+    v.add_argument("--proof", type=Path, required=True, help="proof: CBOR or snarkjs proof.json")
+    v.add_argument("--public", type=Path, required=True, help="public inputs: snarkjs public.json")
+    v.set_defaults(func=_guard(_verify))
+
+    k = sub.add_parser("k", help="the circuit's k (log2 of its evaluation domain)")
+    k.add_argument("circuit", type=Path)
+    k.set_defaults(func=_guard(_k))
+
+    c = sub.add_parser("check", help="run the circuit on a preimage without proving (the /check answer)")
+    c.add_argument("circuit", type=Path)
+    c.add_argument("preimage", type=Path)
+    c.set_defaults(func=_guard(_check))
+
+
+def _guard(fn: Any) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            code: int = fn(args)
+            return code
+        except TeeProverError as exc:
+            return fail(exc)
+
+    return run
+
+
+# -- setup ----------------------------------------------------------------------------------------
+def load_ptau_for(k: int, explicit: Path | None) -> Any:
+    from teeprover.commands.params import manifest_path
+    from teeprover.params.manifest import load_manifest
+    from teeprover.params.store import ParamStore
+    from teeprover.snarkjs.ptau import read_ptau
+
+    if explicit is not None:
+        return read_ptau(explicit)
+    manifest = load_manifest(manifest_path())
+    with ParamStore(cache_dir() / "params", manifest) as store:
+        # Any cached or fetchable file of power >= k serves (Lagrange sections exist for every smaller size).
+        for power in range(k, 25):
+            try:
+                manifest.entry(power)
+            except TeeProverError:
+                continue
+            return read_ptau(store.ensure(power))
+    raise InvalidInput(f"no parameters of size >= {k} in the manifest; run `teeprover params generate {k} --dev` "
+                       "or `teeprover params fetch K`")
+
+
+def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None) -> dict[str, Any]:
+    from teeprover import zkir
+    from teeprover.groth16 import encoding
+    from teeprover.groth16.setup import generate_keys
+    from teeprover.keystore import write_key_dir
+    from teeprover.snarkjs.export import verification_key_json
+
+    circuit = zkir.load_circuit(circuit_bytes)
+    compiled = zkir.compile_circuit(circuit)
+    n = compiled.r1cs.domain_size()
+    power = max(k or compiled.k, n.bit_length() - 1)
+    params = load_ptau_for(power, ptau).lagrange_params(n)
+    pk = generate_keys(compiled.r1cs, params)
+    meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
+            "constraints": compiled.r1cs.num_constraints, "public_inputs": compiled.r1cs.num_public,
+            "created": dt.datetime.now(dt.UTC).isoformat(), "made_by": "teeprover setup"}
+    write_key_dir(out, circuit=circuit.to_cbor(), prover_key=encoding.encode_proving_key(pk),
+                  verifier_key=encoding.encode_verifying_key(pk.vk), verification_key_json=verification_key_json(pk.vk),
+                  meta=meta)
+    return meta
+
+
+def _setup(args: argparse.Namespace) -> int:
+    meta = setup_keys(read_input(args.circuit, "circuit"), args.out, k=args.k, ptau=args.ptau)
+    print(f"keys written to {args.out} (k={meta['k']}, {meta['constraints']} constraints, "
+          f"{meta['public_inputs']} public inputs)")
+    return EXIT_OK
+
+
+# -- prove ----------------------------------------------------------------------------------------
+def _write_snarkjs(directory: Path, proof: Any, public: list[int], vk: Any) -> None:
+    from teeprover.snarkjs.export import proof_json, public_json, verification_key_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "proof.json").write_text(proof_json(proof))
+    (directory / "public.json").write_text(public_json(public))
+    (directory / "verification_key.json").write_text(verification_key_json(vk))
+
+
+def _prove(args: argparse.Namespace) -> int:
+    from teeprover.groth16 import encoding
+
+    if args.r1cs or args.wtns or args.zkey:
+        if not (args.r1cs and args.wtns and args.zkey):
+            raise InvalidInput("--r1cs, --wtns and --zkey go together")
+        from teeprover.snarkjs.interop import prove_snarkjs_files
+
+        proof, public, vk = prove_snarkjs_files(args.r1cs, args.wtns, args.zkey)
+        args.out.write_bytes(encoding.encode_proof(proof))
+        if args.snarkjs:
+            _write_snarkjs(args.snarkjs, proof, public, vk)
+        return EXIT_OK
+    if args.circuit is None or args.preimage is None:
+        raise InvalidInput("prove needs CIRCUIT and PREIMAGE (or --r1cs/--wtns/--zkey)")
+    from teeprover import zkir
+    from teeprover.keystore import read_key_dir
+
+    circuit_bytes = read_input(args.circuit, "circuit")
+    preimage = zkir.load_preimage(read_input(args.preimage, "preimage"))
+    material = None
+    vk_bytes = b""
+    if args.keys:
+        files = read_key_dir(args.keys, str(args.keys))
+        vk_bytes = files.verifier_key
+        material = zkir.ProvingKeyMaterial(prover_key=files.prover_key, verifier_key=files.verifier_key,
+                                           ir_source=circuit_bytes)
+    request = zkir.ProveRequest(preimage, material, None)
+    if args.url:
+        proof_bytes = _remote_prove(args.url, args.api_key, request.to_cbor())
+        proof = encoding.decode_proof(proof_bytes)
+        compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
+        _, public = zkir.generate_witness(compiled, preimage)
+        vk = encoding.decode_verifying_key(vk_bytes) if vk_bytes else None
+    else:
+        if material is None:
+            raise InvalidInput("local proving needs --keys DIR (from `teeprover setup`)")
+        from teeprover.proving import Prover
+
+        result = Prover(None).prove(request)
+        proof, public, vk = result.proof, result.public_inputs, result.verifying_key
+    args.out.write_bytes(encoding.encode_proof(proof))
+    if args.snarkjs:
+        if vk is None:
+            raise InvalidInput("--snarkjs needs --keys (for verification_key.json)")
+        _write_snarkjs(args.snarkjs, proof, public, vk)
+    print(f"proof written to {args.out}")
+    return EXIT_OK
+
+
+def _remote_prove(url: str, api_key: str | None, body: bytes) -> bytes:
+    import os
+
+    import httpx
+
+    key = api_key or os.environ.get("TEEPROVER_CLIENT_API_KEY", "")
+    reply = httpx.post(url.rstrip("/") + "/prove", content=body, timeout=700,
+                       headers={"content-type": "application/cbor", "x-api-key": key})
+    if reply.status_code != 200:
+        try:
+            err = reply.json()
+            message = f"{err.get('error')}: {err.get('message')} (request {err.get('request_id')})"
+        except ValueError:
+            message = reply.text[:300]
+        raise TeeProverError(f"remote prover answered {reply.status_code}: {message}")
+    return reply.content
+
+
+# -- verify ---------------------------------------------------------------------------------------
+def _looks_json(data: bytes) -> bool:
+    return data.lstrip()[:1] in (b"{", b"[")
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from teeprover.groth16 import encoding
+    from teeprover.groth16.verify import verify
+    from teeprover.snarkjs import export
+
+    vk_data = read_input(args.vk, "verifying key")
+    proof_data = read_input(args.proof, "proof")
+    try:
+        vk = export.verifying_key_from_json(vk_data) if _looks_json(vk_data) else encoding.decode_verifying_key(vk_data)
+        proof = export.proof_from_json(proof_data) if _looks_json(proof_data) else encoding.decode_proof(proof_data)
+        public = export.public_from_json(read_input(args.public, "public inputs"))
+        ok = verify(vk, public, proof)
+    except (MalformedEncoding, InvalidInput) as exc:
+        return fail(exc)
+    print("valid" if ok else "INVALID")
+    return EXIT_OK if ok else EXIT_INVALID
+
+
+# -- k / check ----------------------------------------------------------------------------------
+def _k(args: argparse.Namespace) -> int:
+    from teeprover.proving import circuit_k
+
+    print(circuit_k(read_input(args.circuit, "circuit")))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from teeprover import zkir
+
+    circuit = zkir.load_circuit(read_input(args.circuit, "circuit"))
+    answer = zkir.check(circuit, zkir.load_preimage(read_input(args.preimage, "preimage")))
+    json.dump(answer, sys.stdout)
+    print()
+    return EXIT_OK if all(isinstance(a, int) for a in answer) else EXIT_INVALID
+
+

@@ -1,0 +1,91 @@
+"""Circuit keys on disk: ``<root>/<key_location>/{circuit.zkir,pk.cbor,vk.cbor,verification_key.json,key.json}``.
+
+``teeprover setup`` writes a key directory; the prover looks keys up by the
+preimage's ``key_location`` (e.g. ``builtin/demo/range``).  ``key.json``
+records the SHA-256 of each file as written by our own setup, so a key read
+back with a matching hash is *trusted* and may skip the costly subgroup checks
+(see :func:`teeprover.groth16.encoding.decode_proving_key`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from teeprover.errors import InvalidInput, NotFound
+
+_LOCATION = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,7}$")
+FILES = ("circuit.zkir", "pk.cbor", "vk.cbor")
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    location: str
+    circuit: bytes
+    prover_key: bytes
+    verifier_key: bytes
+    trusted: bool  # the files match the hashes our own setup recorded
+
+    @property
+    def prover_key_sha256(self) -> str:
+        return hashlib.sha256(self.prover_key).hexdigest()
+
+
+def check_location(location: str) -> str:
+    if not _LOCATION.match(location) or any(part in {".", ".."} for part in location.split("/")):
+        raise InvalidInput(
+            "key_location must be path-like words (letters, digits, '_', '-', '.') separated by '/'",
+            details={"key_location": location[:200]},
+        )
+    return location
+
+
+def write_key_dir(directory: Path, *, circuit: bytes, prover_key: bytes, verifier_key: bytes,
+                  verification_key_json: str, meta: dict[str, object]) -> None:
+    """Write a key directory atomically per file, with ``key.json`` last (its presence marks completeness)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    hashes = {}
+    for name, data in (("circuit.zkir", circuit), ("pk.cbor", prover_key), ("vk.cbor", verifier_key),
+                       ("verification_key.json", verification_key_json.encode())):
+        tmp = directory / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, directory / name)
+        hashes[name] = hashlib.sha256(data).hexdigest()
+    record = {**meta, "sha256": hashes}
+    tmp = directory / ".key.json.tmp"
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, directory / "key.json")
+
+
+def read_key_dir(directory: Path, location: str = "") -> KeyFiles:
+    try:
+        record = json.loads((directory / "key.json").read_text())
+        data = {name: (directory / name).read_bytes() for name in FILES}
+    except FileNotFoundError:
+        raise NotFound(f"no keys for key_location {location!r}", details={"key_location": location}) from None
+    except (OSError, ValueError) as exc:
+        raise NotFound(f"keys for {location!r} are unreadable: {type(exc).__name__}",
+                       details={"key_location": location}) from None
+    recorded = record.get("sha256", {}) if isinstance(record, dict) else {}
+    trusted = all(recorded.get(name) == hashlib.sha256(blob).hexdigest() for name, blob in data.items())
+    return KeyFiles(location, data["circuit.zkir"], data["pk.cbor"], data["vk.cbor"], trusted)
+
+
+class KeyStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, location: str) -> Path:
+        return self.root / check_location(location)
+
+    def get(self, location: str) -> KeyFiles:
+        return read_key_dir(self.path(location), location)
+
+    def locations(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(str(p.parent.relative_to(self.root)) for p in self.root.rglob("key.json"))
