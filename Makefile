@@ -10,7 +10,7 @@ GEN := teeprover/v1
 DESCRIPTOR := build/teeprover.pb
 PROTOS := $(wildcard protos/teeprover/v1/*.proto)
 
-.PHONY: run test test-slow bench lint protos setup clean fuzz audit
+.PHONY: run test test-slow bench lint protos setup clean fuzz audit k8s-config
 
 setup: $(STAMP) $(DESCRIPTOR)
 
@@ -48,6 +48,9 @@ lint: setup
 
 audit: setup
 	$(PY) -m tests.support.audit
+
+k8s-config: setup
+	$(PY) -m services.gateway.k8s
 
 clean:
 	rm -rf build $(GEN) .pytest_cache .mypy_cache .ruff_cache
