@@ -23,7 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import errors as seam
-from services.common import metrics
+from services.common import metrics, tracing
 from services.common.logs import request_id_var
 from teeprover.errors import TeeProverError
 
@@ -69,11 +69,14 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _enter(self, context: grpc.ServicerContext) -> tuple[str, Any]:
         rid = request_id_from(context)
+        tracing.annotate_current_span(rid)
         return rid, request_id_var.set(rid)
 
     def _fail(self, context: grpc.ServicerContext, exc: BaseException, rid: str, method: str) -> None:
         mapping = seam.mapping_for(exc)
         metrics.ERRORS.labels(self.service, method, mapping.error).inc()
+        tracing.mark_current_span_failed(mapping.error, server_fault=mapping.http >= 500,
+                                         description=exc.message if isinstance(exc, TeeProverError) else "")
         if isinstance(exc, TeeProverError):
             log.info("request failed", extra={"method": method, "error": mapping.error, "reason": exc.message})
         else:
@@ -102,10 +105,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             finally:
                 metrics.REQUESTS.labels(self.service, method, code).inc()
                 metrics.REQUEST_SECONDS.labels(self.service, method).observe(time.perf_counter() - start)
-                log.info(
-                    "rpc",
-                    extra={"method": method, "status": code, "duration_ms": round((time.perf_counter() - start) * 1e3, 2)},
-                )
+                elapsed_ms = round((time.perf_counter() - start) * 1e3, 2)
+                log.info("rpc", extra={"method": method, "status": code, "duration_ms": elapsed_ms})
                 if token is not None:
                     request_id_var.reset(token)
 
@@ -153,12 +154,21 @@ def create_server(
     before: Callable[[str, grpc.ServicerContext], None] | None = None,
     max_workers: int = 16,
     extra_interceptors: Iterable[grpc.ServerInterceptor] = (),
+    tracer_provider: Any = tracing.FROM_ENVIRONMENT,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Build a server with health, reflection, limits and the service interceptor; returns (server, port, health)."""
+    """Build a server with health, reflection, limits and the service interceptor; returns (server, port, health).
+
+    ``tracer_provider``: an OpenTelemetry ``TracerProvider``, None for no tracing, or by
+    default the process's provider built once from ``TEEPROVER_OTEL_*`` (tracing.py).
+    The tracing interceptor is outermost, so the service interceptor runs inside the span.
+    """
     limit = max_message_bytes + MESSAGE_OVERHEAD
+    if tracer_provider is tracing.FROM_ENVIRONMENT:
+        tracer_provider = tracing.process_provider(service)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=service),
-        interceptors=[*extra_interceptors, ServiceInterceptor(service, before)],
+        interceptors=[*tracing.server_interceptors(tracer_provider), *extra_interceptors,
+                      ServiceInterceptor(service, before)],
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", max(limit, 64 * 1024 * 1024)),
@@ -202,4 +212,5 @@ def run_until_signal(
     if on_drain is not None:
         on_drain(grace)
     server.stop(grace).wait(grace + 5)
+    tracing.shutdown()
     log.info("stopped")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import struct
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from teeprover import __version__
-from teeprover.errors import InvalidInput, PayloadTooLarge, Unavailable
+from teeprover.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
 
 CBOR_TYPES = {"application/cbor", "application/octet-stream"}
 ZKIR_TYPES = CBOR_TYPES | {"application/json"}
@@ -26,6 +27,32 @@ ZKIR_TYPES = CBOR_TYPES | {"application/json"}
 class JobLike(Protocol):
     def result(self, timeout: float | None = None) -> bytes: ...
     def cancel(self) -> bool: ...
+
+
+class CoreObserver(Protocol):
+    """What the core reports for metrics (services/prover/metrics.py implements it)."""
+
+    def rejected(self, kind: str, reason: str) -> None: ...
+    def proof_finished(self, k: int, seconds: float) -> None: ...
+
+
+class _NoObserver:
+    def rejected(self, kind: str, reason: str) -> None:
+        pass
+
+    def proof_finished(self, k: int, seconds: float) -> None:
+        pass
+
+
+# The pool runs this for /prove: jobs.prove plus a (k, seconds) header for the proof-time metric.
+PROVE_JOB = "services.prover.jobs:prove"
+PROOF_HEADER = struct.Struct(">Bd")  # k, seconds spent proving in the worker
+
+
+def split_proof_reply(reply: bytes) -> tuple[int, float, bytes]:
+    """(k, seconds, proof bytes) from a PROVE_JOB reply; the header never leaves the prover."""
+    k, seconds = PROOF_HEADER.unpack_from(reply)
+    return k, seconds, reply[PROOF_HEADER.size:]
 
 
 class PoolLike(Protocol):
@@ -79,11 +106,13 @@ def media_type(content_type: str) -> str:
 
 
 class ProverCore:
-    def __init__(self, pool: PoolLike, *, max_body_bytes: int, job_timeout: float, version: VersionInfo) -> None:
+    def __init__(self, pool: PoolLike, *, max_body_bytes: int, job_timeout: float, version: VersionInfo,
+                 observer: CoreObserver | None = None) -> None:
         self.pool = pool
         self.max_body_bytes = max_body_bytes
         self.job_timeout = job_timeout
         self.version = version
+        self.observer: CoreObserver = observer or _NoObserver()
         self.draining = False
 
     # -- status -----------------------------------------------------------------
@@ -101,8 +130,9 @@ class ProverCore:
         }
 
     # -- work -------------------------------------------------------------------
-    def _admit(self, body: bytes, content_type: str, allowed: set[str]) -> None:
+    def _admit(self, kind: str, body: bytes, content_type: str, allowed: set[str]) -> None:
         if self.draining:
+            self.observer.rejected(kind, "draining")
             raise Unavailable("the prover is shutting down", details={"retry": "another replica"})
         if len(body) > self.max_body_bytes:
             raise PayloadTooLarge(
@@ -124,12 +154,24 @@ class ProverCore:
         body: bytes,
         content_type: str,
         request_id: str,
-        on_cancel: Callable[[Callable[[], None]], Any],
+        on_cancel: Callable[[Callable[[], Any]], Any],
     ) -> bytes:
         """Run job ``kind`` (k, check, prove, prove_tx) on ``body`` in the pool and return its reply bytes."""
         allowed = ZKIR_TYPES if kind == "k" else CBOR_TYPES
-        self._admit(body, content_type, allowed)
+        self._admit(kind, body, content_type, allowed)
         payload = media_type(content_type).encode() + b"\n" + body
-        job = self.pool.submit(request_id, f"services.prover.jobs:{kind}", payload, timeout=self.job_timeout)
+        fn = PROVE_JOB if kind == "prove" else f"services.prover.jobs:{kind}"
+        try:
+            job = self.pool.submit(request_id, fn, payload, timeout=self.job_timeout)
+        except Overloaded:  # the pool's observer never sees refused jobs: count them here
+            self.observer.rejected(kind, "queue_full")
+            raise
+        except Unavailable:
+            self.observer.rejected(kind, "unavailable")  # pool draining, closed or without workers
+            raise
         on_cancel(job.cancel)
-        return job.result()
+        reply = job.result()
+        if fn is PROVE_JOB:
+            k, seconds, reply = split_proof_reply(reply)
+            self.observer.proof_finished(k, seconds)
+        return reply

@@ -11,6 +11,7 @@ from services.common import config as cfgmod
 from services.common import logs, metrics
 from services.common.server import create_server, run_until_signal
 from services.prover.core import ProverCore, VersionInfo
+from services.prover.metrics import ProverMetrics
 from services.prover.pool import WorkerPool
 from services.prover.service import ProverServicer
 from teeprover.apikeys import KeyRing
@@ -43,19 +44,26 @@ def make_auth_check(config: cfgmod.ProverConfig):  # type: ignore[no-untyped-def
     return check
 
 
-def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None) -> tuple[grpc.Server, int, object, ProverCore]:
+def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
+           prover_metrics: ProverMetrics | None = None) -> tuple[grpc.Server, int, object, ProverCore]:
+    """``prover_metrics``: default one on the process-wide Prometheus registry (pass one on a
+    fresh ``CollectorRegistry`` to build several servers in one process). A pool passed in
+    keeps its own observer; its gauges are still exported."""
     config.require_api_keys()
+    if prover_metrics is None:
+        prover_metrics = ProverMetrics()
     auth = make_auth_check(config)
     if config.disable_auth:
         log.warning("AUTHENTICATION IS DISABLED (TEEPROVER_DISABLE_AUTH): development only, never in production")
     if pool is None:
         pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity,
-                          initializer="services.prover.jobs:init")
+                          initializer="services.prover.jobs:init", observer=prover_metrics.observe)
         # Serve (and report healthy) only once the worker processes are up.
         if not pool.wait_ready(120):
             log.error("worker processes did not start")
     core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
-                      version=VersionInfo.detect(auth_disabled=config.disable_auth))
+                      version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics)
+    prover_metrics.watch_pool(pool.stats)
 
     def register(server: grpc.Server) -> list[str]:
         prover_pb2_grpc.add_ProverServicer_to_server(ProverServicer(core), server)
@@ -73,8 +81,13 @@ def main() -> int:
     metrics.serve_metrics(config.metrics_port, config.bind_host)
 
     def drain(grace: float) -> None:
+        # New work is refused (503) from here on; running and queued jobs get ``grace`` seconds.
         core.draining = True
-        core.pool.drain(grace)  # type: ignore[attr-defined]
+        stats = core.pool.stats()
+        log.info("draining", extra={"queue_size": stats["queue_size"], "active_workers": stats["active_workers"],
+                                    "grace_s": grace})
+        clean = core.pool.drain(grace)  # type: ignore[attr-defined]
+        log.info("drained" if clean else "drain grace expired; unfinished jobs failed", extra={"clean": clean})
 
     run_until_signal(server, health, grace=config.shutdown_grace, on_drain=drain,  # type: ignore[arg-type]
                      ready_message=f"prover listening on {config.bind_host}:{port}")

@@ -14,6 +14,7 @@ from teeprover.v1 import prover_pb2, prover_pb2_grpc
 
 # RFC 9745: the date since which /prove-tx is deprecated (2026-01-01T00:00:00Z).
 DEPRECATION = "@1767225600"
+DEPRECATION_HEADERS = (("deprecation", DEPRECATION), ("link", '</prove>; rel="successor-version"'))
 
 
 class ProverServicer(prover_pb2_grpc.ProverServicer):
@@ -51,8 +52,12 @@ class ProverServicer(prover_pb2_grpc.ProverServicer):
         return self._run("prove", request, context, "application/cbor")
 
     def ProveTx(self, request: httpbody_pb2.HttpBody, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
-        context.send_initial_metadata((("deprecation", DEPRECATION), ("link", '</prove>; rel="successor-version"')))
-        return self._run("prove_tx", request, context, "application/cbor")
+        reply = self._run("prove_tx", request, context, "application/cbor")
+        # Sent only with a success: initial metadata sent before an error turns the reply from
+        # trailers-only into headers + trailers, and the gateway's error filter (which reads the
+        # public error body from the response headers) would then pass the raw google.rpc.Status.
+        context.send_initial_metadata(DEPRECATION_HEADERS)
+        return reply
 
     def K(self, request: httpbody_pb2.HttpBody, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
         return self._run("k", request, context, "text/plain")
