@@ -36,11 +36,13 @@ def create(config: cfgmod.AttestorConfig) -> tuple[grpc.Server, int, Any, Attest
     platform = evidence.detect_platform() if config.platform == "auto" else config.platform
     provider = evidence.default_provider(platform)
     spki = tls_spki_sha256(config)
-    hpke = config.hpke_public_key_file.read_bytes() if config.hpke_public_key_file else None
+    hpke_file = config.hpke_public_key_file
     if platform == "simulated":
         log.warning("platform is SIMULATED: attestation documents are NOT SECURE (development only)")
 
     def collect(nonce: bytes | None, now: dt.datetime) -> dict[str, Any]:
+        # Read per request: a restarted prover publishes a new key, and documents must bind the current one.
+        hpke = hpke_file.read_bytes() if hpke_file is not None and hpke_file.exists() else None
         return evidence.collect(platform, nonce, spki, hpke, now, provider=provider)
 
     core = AttestorCore(collect, platform)

@@ -67,6 +67,7 @@ class ProverConfig(CommonConfig):
     disable_auth: bool = False
     cache_dir: Path = field(default_factory=_default_cache_dir)
     keys_dir: Path | None = None  # circuit key store; default CACHE_DIR/keys
+    hpke_public_key_file: Path | None = None  # where the prover publishes its HPKE key for the attestor
 
     def _checks(self) -> None:
         if not 1 <= self.num_workers <= 64:

@@ -68,7 +68,7 @@ def envoy_ready(admin_port: int) -> bool:
 
 
 class Supervisor:
-    def __init__(self, config: cfgmod.SupervisorConfig, services: tuple[str, ...] = ("params", "attestor", "prover",
+    def __init__(self, config: cfgmod.SupervisorConfig, services: tuple[str, ...] = ("params", "prover", "attestor",
                                                                                        "gateway")) -> None:
         self.config = config
         self.services = services
@@ -81,7 +81,8 @@ class Supervisor:
         cfg = self.config
         runtime = cfg.runtime_dir or Path(tempfile.mkdtemp(prefix="teeprover-"))
         runtime.mkdir(parents=True, exist_ok=True)
-        changes: dict[str, object] = {"runtime_dir": runtime}
+        changes: dict[str, object] = {"runtime_dir": runtime,
+                                      "hpke_public_key_file": cfg.hpke_public_key_file or runtime / "hpke_public_key.bin"}
         if cfg.params_manifest is None and "params" in self.services:
             from services.common import devsetup
 
@@ -187,7 +188,8 @@ class Supervisor:
 
 
 def run(config: cfgmod.SupervisorConfig, services: tuple[str, ...] | None = None) -> int:
-    sup = Supervisor(config, services or ("params", "attestor", "prover", "gateway"))
+    # The prover starts before the attestor: it publishes the HPKE key the attestor binds.
+    sup = Supervisor(config, services or ("params", "prover", "attestor", "gateway"))
 
     def _signal(signum: int, _frame: object) -> None:
         sup.stopping.set()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from teeprover import __version__
+from teeprover import hpke
 from teeprover.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
 
 CBOR_TYPES = {"application/cbor", "application/octet-stream"}
@@ -114,6 +115,7 @@ class ProverCore:
         self.version = version
         self.observer: CoreObserver = observer or _NoObserver()
         self.draining = False
+        self.hpke_keys: hpke.KeyPair | None = None
 
     # -- status -----------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -159,6 +161,9 @@ class ProverCore:
         """Run job ``kind`` (k, check, prove, prove_tx) on ``body`` in the pool and return its reply bytes."""
         allowed = ZKIR_TYPES if kind == "k" else CBOR_TYPES
         self._admit(kind, body, content_type, allowed)
+        if self.hpke_keys is not None and hpke.is_sealed(body):
+            # A confidential request sealed to the attested key: opened here, inside the TEE.
+            body = hpke.open_sealed(self.hpke_keys, body)
         payload = media_type(content_type).encode() + b"\n" + body
         fn = PROVE_JOB if kind == "prove" else f"services.prover.jobs:{kind}"
         try:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+
+from pathlib import Path
 
 import grpc
 
@@ -14,6 +17,7 @@ from services.prover.core import ProverCore, VersionInfo
 from services.prover.metrics import ProverMetrics
 from services.prover.pool import WorkerPool
 from services.prover.service import ProverServicer
+from teeprover import hpke
 from teeprover.apikeys import KeyRing
 from teeprover.errors import Unauthenticated
 from teeprover.v1 import prover_pb2_grpc
@@ -44,6 +48,12 @@ def make_auth_check(config: cfgmod.ProverConfig):  # type: ignore[no-untyped-def
     return check
 
 
+def publish_public_key(path: Path, public: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(public)
+    os.replace(tmp, path)
+
+
 def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
            prover_metrics: ProverMetrics | None = None) -> tuple[grpc.Server, int, object, ProverCore]:
     """``prover_metrics``: default one on the process-wide Prometheus registry (pass one on a
@@ -64,6 +74,10 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
     core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
                       version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics)
     prover_metrics.watch_pool(pool.stats)
+    core.hpke_keys = hpke.generate()
+    if config.hpke_public_key_file is not None:
+        # The attestor binds this key into every attestation document (docs/attestation.md).
+        publish_public_key(config.hpke_public_key_file, core.hpke_keys.public_bytes)
 
     def register(server: grpc.Server) -> list[str]:
         prover_pb2_grpc.add_ProverServicer_to_server(ProverServicer(core), server)

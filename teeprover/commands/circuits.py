@@ -28,6 +28,10 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--out", type=Path, required=True, help="proof file (CBOR)")
     p.add_argument("--url", help="prove remotely through the REST API (e.g. http://127.0.0.1:6300)")
     p.add_argument("--api-key", help="API key for --url (or TEEPROVER_CLIENT_API_KEY)")
+    p.add_argument("--seal", action="store_true",
+                   help="with --url: verify the server's attestation, then seal the request to its attested key")
+    p.add_argument("--allow-simulated", action="store_true",
+                   help="with --seal: accept a simulated (NOT SECURE) attestation, for development")
     p.add_argument("--snarkjs", type=Path, help="also write proof.json, public.json, verification_key.json here")
     p.add_argument("--r1cs", type=Path)
     p.add_argument("--wtns", type=Path)
@@ -151,7 +155,8 @@ def _prove(args: argparse.Namespace) -> int:
                                            ir_source=circuit_bytes)
     request = zkir.ProveRequest(preimage, material, None)
     if args.url:
-        proof_bytes = _remote_prove(args.url, args.api_key, request.to_cbor())
+        proof_bytes = _remote_prove(args.url, args.api_key, request, seal=args.seal,
+                                    allow_simulated=args.allow_simulated)
         proof = encoding.decode_proof(proof_bytes)
         compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
         _, public = zkir.generate_witness(compiled, preimage)
@@ -172,22 +177,16 @@ def _prove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remote_prove(url: str, api_key: str | None, body: bytes) -> bytes:
+def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, allow_simulated: bool) -> bytes:
     import os
 
-    import httpx
+    from teeprover.client import Client
 
-    key = api_key or os.environ.get("TEEPROVER_CLIENT_API_KEY", "")
-    reply = httpx.post(url.rstrip("/") + "/prove", content=body, timeout=700,
-                       headers={"content-type": "application/cbor", "x-api-key": key})
-    if reply.status_code != 200:
-        try:
-            err = reply.json()
-            message = f"{err.get('error')}: {err.get('message')} (request {err.get('request_id')})"
-        except ValueError:
-            message = reply.text[:300]
-        raise TeeProverError(f"remote prover answered {reply.status_code}: {message}")
-    return reply.content
+    with Client(url, api_key or os.environ.get("TEEPROVER_CLIENT_API_KEY")) as client:
+        keys = client.attested_keys(allow_simulated=allow_simulated) if seal else None
+        if keys is not None:
+            print(f"attestation verified ({keys.platform}); sealing the request to the attested key")
+        return client.prove(request, seal_to=keys)
 
 
 # -- verify ---------------------------------------------------------------------------------------

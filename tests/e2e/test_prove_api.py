@@ -130,3 +130,50 @@ def test_prove_tx_is_deprecated_but_works(http: httpx.Client, stack: Stack) -> N
     assert reply.headers["deprecation"].startswith("@")
     proofs = cbor2.loads(reply.content)
     assert len(proofs) == 2 and all(encoding.decode_proof(p) for p in proofs)
+
+
+def test_sealed_request_to_the_attested_key(http: httpx.Client, stack: Stack) -> None:
+    """A wallet verifies the attestation, seals its preimage to the bound HPKE key, and gets a proof."""
+    import base64
+    import datetime as dt
+    import os
+
+    from teeprover import hpke
+    from teeprover.attestation import binding_digest, verify as verify_attestation
+
+    nonce = os.urandom(32)
+    doc = http.get("/attestation", params={"nonce": nonce.hex()}).json()
+    meta = doc["metadata"]
+    hpke_key = bytes.fromhex(meta["binding"]["hpke_public_key"])
+    expected = binding_digest(nonce=nonce, tls_spki_sha256=None, hpke_public_key=hpke_key,
+                              timestamp_ms=meta["timestamp_ms"])
+    result = verify_attestation(base64.b64decode(doc["attestation"]), platform="simulated",
+                                now=dt.datetime.now(dt.UTC), nonce=nonce, report_data=expected,
+                                allow_simulated=True)
+    assert result.ok, result.message
+    sealed = hpke.seal(hpke_key, zkir.ProveRequest(_preimage()).to_cbor())
+    reply = _post(http, stack, "/prove", sealed)
+    assert reply.status_code == 200, reply.text
+    keys = read_key_dir(SHARED_CACHE / "keys" / LOCATION, LOCATION)
+    vk = encoding.decode_verifying_key(keys.verifier_key)
+    assert verify(vk, _public_inputs("arithmetic", _preimage()), encoding.decode_proof(reply.content))
+    # Sealed to some other key: a clear 400, not a crash.
+    wrong = _post(http, stack, "/prove", hpke.seal(hpke.generate().public_bytes, b"x"))
+    assert wrong.status_code == 400 and "does not open" in wrong.json()["message"]
+
+
+def test_cli_remote_prove_sealed_refuses_simulated_unless_allowed(stack: Stack, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "teeprover.cli", "prove", str(FIXTURES / "arithmetic.zkir.json"),
+            str(Path(__file__).resolve().parents[2] / "examples" / "arithmetic.preimage.json"),
+            "--url", stack.url, "--api-key", stack.api_key or "", "-o", str(tmp_path / "p.cbor"), "--seal"]
+    refused = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "NOT SECURE" in refused.stderr
+    assert not (tmp_path / "p.cbor").exists()
+    ok = subprocess.run([*base, "--allow-simulated"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    keys = read_key_dir(SHARED_CACHE / "keys" / LOCATION, LOCATION)
+    proof = encoding.decode_proof((tmp_path / "p.cbor").read_bytes())
+    assert verify(encoding.decode_verifying_key(keys.verifier_key), _public_inputs("arithmetic", _preimage()), proof)

@@ -1,0 +1,114 @@
+"""The wallet-side client SDK for the REST API (through Envoy).
+
+    client = Client("https://prover.example", api_key)
+    keys = client.attested_keys(allow_simulated=False)     # verify the TEE first
+    proof = client.prove(request, seal_to=keys)            # the witness leaves sealed to the TEE
+
+Errors from the server arrive as :class:`RemoteError` with the public error
+fields (``error``, ``message``, ``details``, ``request_id``) and the HTTP status.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from teeprover import hpke
+from teeprover.attestation import binding_digest
+from teeprover.attestation import verify as verify_attestation
+from teeprover.attestation.result import Result
+from teeprover.errors import TeeProverError
+from teeprover.zkir import ProveRequest
+
+
+class RemoteError(TeeProverError):
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        super().__init__(f"{status} {body.get('error')}: {body.get('message')} (request {body.get('request_id')})",
+                         details=body)
+        self.status = status
+        self.body = body
+
+
+class AttestationRejected(TeeProverError):
+    """The server's attestation document did not verify; nothing was sent."""
+
+
+@dataclass(frozen=True)
+class AttestedKeys:
+    platform: str
+    hpke_public_key: bytes
+    result: Result
+
+
+class Client:
+    def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 700.0) -> None:
+        headers = {"x-api-key": api_key} if api_key else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _check(self, reply: httpx.Response) -> httpx.Response:
+        if reply.status_code >= 400:
+            try:
+                body = reply.json()
+            except ValueError:
+                body = {"error": "HTTP", "message": reply.text[:300]}
+            raise RemoteError(reply.status_code, body)
+        return reply
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._check(self._http.get("/health")).json())
+
+    def attestation(self, nonce: bytes | None = None) -> dict[str, Any]:
+        params = {"nonce": nonce.hex()} if nonce else {}
+        return dict(self._check(self._http.get("/attestation", params=params)).json())
+
+    def attested_keys(self, *, allow_simulated: bool = False, now: dt.datetime | None = None,
+                      **verify_options: Any) -> AttestedKeys:
+        """Fetch a fresh attestation (random nonce), verify it and its key binding; return the HPKE key."""
+        nonce = os.urandom(32)
+        doc = self.attestation(nonce)
+        if doc.get("error"):
+            raise AttestationRejected(f"the server could not attest: {doc['error']}")
+        meta = doc.get("metadata") or {}
+        try:
+            hpke_key = bytes.fromhex(meta["binding"]["hpke_public_key"])
+            timestamp_ms = int(meta["timestamp_ms"])
+        except (KeyError, TypeError, ValueError):
+            raise AttestationRejected("the attestation document does not carry an HPKE key binding") from None
+        expected = binding_digest(nonce=nonce, tls_spki_sha256=_tls_spki(meta), hpke_public_key=hpke_key,
+                                  timestamp_ms=timestamp_ms)
+        result = verify_attestation(base64.b64decode(doc["attestation"]), platform=doc["platform"],
+                                    now=now or dt.datetime.now(dt.UTC), nonce=nonce, report_data=expected,
+                                    allow_simulated=allow_simulated, **verify_options)
+        if not result.ok:
+            raise AttestationRejected(f"attestation failed at step {result.failed_step}: {result.message}")
+        return AttestedKeys(doc["platform"], hpke_key, result)
+
+    def prove(self, request: ProveRequest, *, seal_to: AttestedKeys | None = None) -> bytes:
+        body = request.to_cbor()
+        if seal_to is not None:
+            body = hpke.seal(seal_to.hpke_public_key, body)
+        reply = self._http.post("/prove", content=body, headers={"content-type": "application/cbor"})
+        return self._check(reply).content
+
+    def k(self, circuit: bytes, *, json_body: bool) -> int:
+        ctype = "application/json" if json_body else "application/cbor"
+        return int(self._check(self._http.post("/k", content=circuit, headers={"content-type": ctype})).text)
+
+
+def _tls_spki(meta: dict[str, Any]) -> bytes | None:
+    value = (meta.get("binding") or {}).get("tls_spki_sha256")
+    return bytes.fromhex(value) if value else None
