@@ -37,6 +37,7 @@ test-slow: setup
 	$(PY) -m pytest -q -m slow
 
 bench: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 fuzz: setup

@@ -1,9 +1,19 @@
-"""The one adapter to the native BLS12-381 library (``ark-algebra-py``, arkworks bindings).
+"""The one adapter to the native BLS12-381 libraries (arkworks bindings).
 
-Nothing else in the code base imports the native library: everything goes through
-the names below.  Points stay native objects (``G1``/``G2``) end to end; scalars
-cross into the library as ``Scalar`` objects built from 32 little-endian bytes
-(``Scalar(int)`` overflows above 2^63).
+Nothing else in the code base imports a native curve library: everything goes
+through the names below.  Two bindings of the same arkworks code are used, each
+for what only it does well (measurements in ``docs/adr-0001-curve-library.md``):
+
+* **Points** (``G1``/``G2``) are ``py-arkworks-bls12381`` objects: it loads and
+  stores affine ``x || y`` coordinates in ~1 us per point (no square root), which
+  is what makes a 2^16 proving key load in a fraction of a second; its MSM runs on
+  one core and releases the GIL, so the prover runs several MSMs at once.
+* **Field elements for FFTs** (``Scalar``) and **pairings** (``GT``) are
+  ``ark-algebra-py`` objects: native radix-2 FFTs (``Domain``/``Polynomial``).
+  Scalars cross into either library as 32 little-endian bytes (``Scalar(int)``
+  overflows above 2^63 in both).  MSM scalars are opaque values from
+  :func:`msm_scalars` / :func:`msm_scalars_from_fr`; :func:`msm_g1` also takes
+  ``Scalar`` lists and converts them.
 
 Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
 
@@ -11,6 +21,10 @@ Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
   flags in the top three bits, G2 as ``c1 || c0``); decoding checks the point is
   on the curve *and* in the prime-order subgroup, and raises
   :class:`~teeprover.errors.MalformedEncoding` otherwise.
+* Uncompressed bulk encodings (:func:`g1s_to_xy`/:func:`g1s_from_xy`) are affine
+  ``x || y``, each coordinate 48 bytes little endian in standard (not Montgomery)
+  form, G2 coordinates ``c0 || c1``; the identity is all zeros.  Decoding always
+  checks the curve equation (native, ~1 us); the subgroup check is optional.
 * The n-th root of unity used by :func:`fft`/:func:`ifft` is ffjavascript's:
   ``w_n = 5^((R-1)/n)`` (5 is the smallest quadratic non-residue of Fr).
   arkworks uses ``7^t``; the two domains hold the same points in a different
@@ -19,21 +33,27 @@ Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
 
 from __future__ import annotations
 
-import re
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import ark_algebra_py as _ark
+import py_arkworks_bls12381 as _pya
 
 from teeprover.errors import MalformedEncoding
 
-G1 = _ark.G1
-G2 = _ark.G2
+G1 = _pya.G1Point
+G2 = _pya.G2Point
 GT = _ark.GT
 Scalar = _ark.Scalar
+MsmScalar = _pya.Scalar
 
 # ---------------------------------------------------------------------------
-# Constants, checked against the library at import (py_ecc's field_properties style).
+# Constants, checked against the libraries at import (py_ecc's field_properties style).
 
 R = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001  # scalar field order
 P = 0x1A0111EA397FE69A4B1BA7B6434BACD764774B84F38512BF6730D2A0F6B0F6241EABFFFEB153FFFFB9FEFFFFFFFFAAAB  # base field
@@ -43,6 +63,8 @@ G1_GENERATOR_X = 0x17F1D3A73197D7942695638C4FA9AC0FC3688C4F9774B905A14E3A3F171BA
 G1_GENERATOR_Y = 0x08B3F481E3AAA0F1A09E30ED741D8AE4FCF5E095D5D00AF600DB18CB2C04B3EDD03CC744A2888AE40CAA232946C5E7E1
 G1_BYTES = 48
 G2_BYTES = 96
+G1_XY_BYTES = 96
+G2_XY_BYTES = 192
 FR_BYTES = 32
 
 _T = (R - 1) >> TWO_ADICITY
@@ -55,10 +77,14 @@ def _check_constants() -> None:
     assert (R - 1) % (1 << TWO_ADICITY) == 0 and _T % 2 == 1
     assert pow(FR_NQR, (R - 1) // 2, R) == R - 1
     assert all(pow(q, (R - 1) // 2, R) == 1 for q in (2, 3, 4))
-    # The library's scalar field is R: R-1 encodes, R does not.
+    # Both libraries' scalar fields are R: R-1 encodes, R does not.
     assert Scalar.from_le_bytes((R - 1).to_bytes(32, "little")) == -Scalar.one()
-    assert str(G1()) == f"({G1_GENERATOR_X}, {G1_GENERATOR_Y})"
+    assert int(MsmScalar.from_le_bytes((R - 1).to_bytes(32, "little"))) == R - 1
+    assert g1_to_affine(G1()) == (G1_GENERATOR_X, G1_GENERATOR_Y)
     assert (G1_GENERATOR_Y**2 - G1_GENERATOR_X**3 - 4) % P == 0
+    # The two bindings agree on the generators (same compressed bytes).
+    assert bytes(_ark.G1().to_compressed_bytes()) == g1_to_bytes(G1())
+    assert bytes(_ark.G2().to_compressed_bytes()) == g2_to_bytes(G2())
 
 
 # ---------------------------------------------------------------------------
@@ -66,7 +92,7 @@ def _check_constants() -> None:
 
 
 def fr(x: int) -> Scalar:
-    """A library scalar from a Python int (reduced mod R)."""
+    """A library (FFT) scalar from a Python int (reduced mod R)."""
     return Scalar.from_le_bytes((x % R).to_bytes(32, "little"))
 
 
@@ -103,6 +129,22 @@ def inv(x: int) -> int:
     return pow(x, R - 2, R)
 
 
+def _ms(x: int) -> MsmScalar:
+    return MsmScalar.from_le_bytes((x % R).to_bytes(32, "little"))
+
+
+def msm_scalars(xs: Sequence[int]) -> list[MsmScalar]:
+    """MSM scalars from Python ints (reduced mod R here)."""
+    fb = MsmScalar.from_le_bytes
+    return [fb((x % R).to_bytes(32, "little")) for x in xs]
+
+
+def msm_scalars_from_fr(ss: Sequence[Scalar]) -> list[MsmScalar]:
+    """MSM scalars from FFT scalars (32 LE bytes each way, no Python ints)."""
+    fb = MsmScalar.from_le_bytes
+    return [fb(s.to_le_bytes()) for s in ss]
+
+
 # ---------------------------------------------------------------------------
 # Points
 
@@ -124,11 +166,11 @@ def g2_identity() -> G2:
 
 
 def g1_mul(p: G1, k: int) -> G1:
-    return p * fr(k)
+    return p * _ms(k)
 
 
 def g2_mul(p: G2, k: int) -> G2:
-    return p * fr(k)
+    return p * _ms(k)
 
 
 def g1_to_bytes(p: G1) -> bytes:
@@ -181,49 +223,64 @@ def g2_from_bytes(data: bytes, *, check_subgroup: bool = True) -> G2:
         raise MalformedEncoding("invalid G2 point encoding") from exc
 
 
+_G1_ID = G1.identity()
+_G2_ID = G2.identity()
+
+
 def g1_is_identity(p: G1) -> bool:
-    return p == G1.identity()
+    return p == _G1_ID
 
 
 def g2_is_identity(p: G2) -> bool:
-    return p == G2.identity()
+    return p == _G2_ID
 
 
-# Affine integer coordinates (snarkjs JSON export, .ptau/.zkey files).
+# Affine coordinates: snarkjs JSON export, .ptau/.zkey files, the fast key-store form.
 
 Fp2 = tuple[int, int]
-_G2_RE = re.compile(r"QuadExtField\((\d+) \+ (\d+) \* u\)")
+_Q_MASK = (1 << 384) - 1
 
 
 def g1_to_affine(p: G1) -> tuple[int, int] | None:
     """``(x, y)`` as integers, or ``None`` for the point at infinity."""
-    s = str(p)
-    if s == "infinity":
+    if p == _G1_ID:
         return None
-    x, y = s[1:-1].split(", ")
-    return int(x), int(y)
+    v = int.from_bytes(p.to_xy_bytes_le(), "little")
+    return v & _Q_MASK, v >> 384
 
 
 def g2_to_affine(p: G2) -> tuple[Fp2, Fp2] | None:
     """``((x_c0, x_c1), (y_c0, y_c1))``, or ``None`` for the point at infinity."""
-    s = str(p)
-    if s == "infinity":
+    if p == _G2_ID:
         return None
-    m = _G2_RE.findall(s)
-    if len(m) != 2:  # pragma: no cover - library output format changed
-        raise RuntimeError("unexpected G2 text form from the curve library")
-    (x0, x1), (y0, y1) = m
-    return (int(x0), int(x1)), (int(y0), int(y1))
+    v = int.from_bytes(p.to_xy_bytes_le(), "little")
+    m = _Q_MASK
+    return (v & m, (v >> 384) & m), ((v >> 768) & m, v >> 1152)
+
+
+def _xy_g1(data: bytes, check_subgroup: bool) -> G1:
+    try:
+        if check_subgroup:
+            return G1.from_xy_bytes_le(data)
+        return G1.from_xy_bytes_unchecked_le(data)
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEncoding("G1 point is not on the curve or not in G1") from exc
+
+
+def _xy_g2(data: bytes, check_subgroup: bool) -> G2:
+    try:
+        if check_subgroup:
+            return G2.from_xy_bytes_le(data)
+        return G2.from_xy_bytes_unchecked_le(data)
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEncoding("G2 point is not on the curve or not in G2") from exc
 
 
 def g1_from_affine(x: int, y: int, *, check_subgroup: bool = True) -> G1:
     """A G1 point from affine coordinates; raises MalformedEncoding if off the curve."""
     if not (0 <= x < P and 0 <= y < P) or (y * y - x * x * x - 4) % P != 0:
         raise MalformedEncoding("G1 point is not on the curve")
-    flags = 0x80 | (0x20 if y > (P - 1) // 2 else 0)
-    b = bytearray(x.to_bytes(48, "big"))
-    b[0] |= flags
-    return g1_from_bytes(bytes(b), check_subgroup=check_subgroup)
+    return _xy_g1(x.to_bytes(48, "little") + y.to_bytes(48, "little"), check_subgroup)
 
 
 def _fp2_mul(a: Fp2, b: Fp2) -> Fp2:
@@ -237,44 +294,200 @@ def g2_from_affine(x: Fp2, y: Fp2, *, check_subgroup: bool = True) -> G2:
     x3 = _fp2_mul(_fp2_mul(x, x), x)
     if lhs != ((x3[0] + 4) % P, (x3[1] + 4) % P):
         raise MalformedEncoding("G2 point is not on the curve")
-    big = y[1] > (P - 1) // 2 if y[1] != 0 else y[0] > (P - 1) // 2
-    b = bytearray(x[1].to_bytes(48, "big") + x[0].to_bytes(48, "big"))
-    b[0] |= 0x80 | (0x20 if big else 0)
-    return g2_from_bytes(bytes(b), check_subgroup=check_subgroup)
+    return _xy_g2(b"".join(c.to_bytes(48, "little") for c in (*x, *y)), check_subgroup)
+
+
+def _from_xy_many(data: bytes | bytearray | memoryview, size: int, what: str,
+                  make: Any, ident: Any) -> tuple[Any, ...]:
+    if len(data) % size:
+        raise MalformedEncoding(f"{what} points: length is not a multiple of {size}")
+    raw = bytes(data)
+    zero = bytes(size)
+    try:
+        return tuple(ident if raw[i:i + size] == zero else make(raw[i:i + size]) for i in range(0, len(raw), size))
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEncoding(f"{what} point is not on the curve or not in the subgroup") from exc
+
+
+def g1s_from_xy(data: bytes | bytearray | memoryview, *, check_subgroup: bool = True) -> tuple[G1, ...]:
+    """G1 points from concatenated 96-byte affine ``x || y`` (LE, standard form; zeros = identity).
+
+    The curve equation is always checked (natively, ~1 us a point); the subgroup
+    check (~70 us a point) only with ``check_subgroup``.
+    """
+    make = G1.from_xy_bytes_le if check_subgroup else G1.from_xy_bytes_unchecked_le
+    return _from_xy_many(data, G1_XY_BYTES, "G1", make, _G1_ID)
+
+
+def g2s_from_xy(data: bytes | bytearray | memoryview, *, check_subgroup: bool = True) -> tuple[G2, ...]:
+    """G2 points from concatenated 192-byte affine ``x.c0 || x.c1 || y.c0 || y.c1`` (see g1s_from_xy)."""
+    make = G2.from_xy_bytes_le if check_subgroup else G2.from_xy_bytes_unchecked_le
+    return _from_xy_many(data, G2_XY_BYTES, "G2", make, _G2_ID)
+
+
+def g1s_to_xy(points: Sequence[G1]) -> bytes:
+    """Inverse of :func:`g1s_from_xy` (a point that is not affine yet costs one inversion)."""
+    return b"".join([p.to_xy_bytes_le() for p in points])
+
+
+def g2s_to_xy(points: Sequence[G2]) -> bytes:
+    return b"".join([p.to_xy_bytes_le() for p in points])
 
 
 # ---------------------------------------------------------------------------
 # Multi-scalar multiplication and pairings
 
 
-def msm_g1(points: Sequence[G1], scalars: Sequence[Scalar]) -> G1:
-    """sum(points[i] * scalars[i]); both sequences the same length (library objects)."""
+def _msm_scalars(scalars: Sequence[Any]) -> list[MsmScalar]:
+    if scalars and not isinstance(scalars[0], MsmScalar):
+        return msm_scalars_from_fr(scalars)
+    return scalars if isinstance(scalars, list) else list(scalars)
+
+
+def msm_g1(points: Sequence[G1], scalars: Sequence[Any]) -> G1:
+    """sum(points[i] * scalars[i]); scalars are ``Scalar`` or :func:`msm_scalars` values.
+
+    Runs on one core and releases the GIL: call it from several threads to use more.
+    """
     if len(points) != len(scalars):
         raise ValueError("msm: points and scalars differ in length")
     if not points:
         return G1.identity()
-    return G1.msm(points if isinstance(points, list) else list(points),
-                  scalars if isinstance(scalars, list) else list(scalars))
+    return G1.multiexp_unchecked(points if isinstance(points, list) else list(points), _msm_scalars(scalars))
 
 
-def msm_g2(points: Sequence[G2], scalars: Sequence[Scalar]) -> G2:
+def msm_g2(points: Sequence[G2], scalars: Sequence[Any]) -> G2:
     if len(points) != len(scalars):
         raise ValueError("msm: points and scalars differ in length")
     if not points:
         return G2.identity()
-    return G2.msm(points if isinstance(points, list) else list(points),
-                  scalars if isinstance(scalars, list) else list(scalars))
+    return G2.multiexp_unchecked(points if isinstance(points, list) else list(points), _msm_scalars(scalars))
+
+
+def _scale_xy_chunk(group: int, data: bytes, k: int) -> bytes:
+    """Affine points (g1s_to_xy layout) times k, back as affine bytes (normalised here, in parallel)."""
+    pts = g1s_from_xy(data, check_subgroup=False) if group == 1 else g2s_from_xy(data, check_subgroup=False)
+    s = _ms(k)
+    return b"".join([(p * s).to_xy_bytes_le() for p in pts])
+
+
+def _scale_worker_main() -> None:
+    """Entry point of a scaling worker process: stdin ``group u8 || k (32 LE) || points``, stdout the products."""
+    data = sys.stdin.buffer.read()
+    sys.stdout.buffer.write(_scale_xy_chunk(data[0], data[33:], int.from_bytes(data[1:33], "little")))
+
+
+_WORKER_CMD = "from teeprover.curve import _scale_worker_main; _scale_worker_main()"
+
+
+def _scale_in_workers(group: int, chunks: list[bytes], k: int) -> bytes:
+    """Run the chunks in worker processes (a plain interpreter each: no fork of a threaded server, no
+    re-import of ``__main__`` as multiprocessing's spawn does).  ``k`` travels over the pipe, never argv."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")])}
+    head = bytes([group]) + (k % R).to_bytes(32, "little")
+
+    def run(chunk: bytes) -> bytes:
+        res = subprocess.run([sys.executable, "-c", _WORKER_CMD], input=head + chunk, capture_output=True,
+                             env=env, check=False)
+        if res.returncode != 0:
+            return _scale_xy_chunk(group, chunk, k)  # worker unavailable: do it here
+        return res.stdout
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:  # threads only wait on the pipes
+        return b"".join(pool.map(run, chunks))
+
+
+def _scale_all(group: int, points: Sequence[Any], k: int, processes: int | None) -> list[Any]:
+    workers = processes if processes is not None else min(os.cpu_count() or 1, 8)
+    if workers <= 1 or len(points) < _PARALLEL_SCALE_MIN:
+        s = _ms(k)
+        return [p * s for p in points]
+    # A scalar multiplication holds the GIL in both libraries, so threads do not help: processes do.
+    to_xy, from_xy, size = ((g1s_to_xy, g1s_from_xy, G1_XY_BYTES) if group == 1
+                            else (g2s_to_xy, g2s_from_xy, G2_XY_BYTES))
+    data = to_xy(points)
+    step = size * -(-len(points) // workers)
+    out = _scale_in_workers(group, [data[i:i + step] for i in range(0, len(data), step)], k)
+    if len(out) != len(data):
+        raise RuntimeError("scaling worker returned the wrong number of points")
+    return list(from_xy(out, check_subgroup=False))
+
+
+_PARALLEL_SCALE_MIN = 4096
+
+
+def g1_scale_all(points: Sequence[G1], k: int, *, processes: int | None = None) -> list[G1]:
+    """``[p * k for p in points]``: one scalar, many points (setup's division by delta).
+
+    There is no native batch operation for this and a multiplication holds the GIL, so large
+    batches are split over ``processes`` worker processes (default: one a core), which also
+    return the results in affine form, so encoding them later costs no inversions.  ``k`` is
+    sent to the workers over a pipe (never on a command line) and not kept.
+    """
+    return _scale_all(1, points, k, processes)
+
+
+def g2_scale_all(points: Sequence[G2], k: int, *, processes: int | None = None) -> list[G2]:
+    return _scale_all(2, points, k, processes)
+
+
+def _comb_table(base: Any, ident: Any) -> list[list[Any]]:
+    """``table[j][d] = d * 256^j * base`` for the 32 byte positions of a scalar (8-bit fixed-base comb)."""
+    out = []
+    b = base
+    for _ in range(32):
+        row = [ident]
+        acc = ident
+        for _ in range(255):
+            acc = acc + b
+            row.append(acc)
+        out.append(row)
+        b = row[128] + row[128]
+    return out
+
+
+@lru_cache(maxsize=2)
+def _generator_table(group: int) -> list[list[Any]]:
+    return _comb_table(G1(), _G1_ID) if group == 1 else _comb_table(G2(), _G2_ID)
+
+
+def _comb_muls(table: list[list[Any]], ks: Sequence[int], ident: Any) -> list[Any]:
+    get = list.__getitem__
+    return [sum(map(get, table, (k % R).to_bytes(32, "little")), ident) for k in ks]
+
+
+def g1_mul_many(base: G1, ks: Sequence[int]) -> list[G1]:
+    """``[base * k for k in ks]`` with a fixed-base comb: 32 additions a point instead of a
+    full scalar multiplication (~7x faster; the table costs ~8k additions, cached for the generator)."""
+    if len(ks) < 64:
+        return [base * _ms(k) for k in ks]
+    table = _generator_table(1) if base == G1() else _comb_table(base, _G1_ID)
+    return _comb_muls(table, ks, _G1_ID)
+
+
+def g2_mul_many(base: G2, ks: Sequence[int]) -> list[G2]:
+    if len(ks) < 64:
+        return [base * _ms(k) for k in ks]
+    table = _generator_table(2) if base == G2() else _comb_table(base, _G2_ID)
+    return _comb_muls(table, ks, _G2_ID)
+
+
+def _to_ark_g1(p: G1) -> Any:
+    return _ark.G1.from_compressed_bytes_unchecked(g1_to_bytes(p))
+
+
+def _to_ark_g2(q: G2) -> Any:
+    return _ark.G2.from_compressed_bytes_unchecked(g2_to_bytes(q))
 
 
 def pairing(p: G1, q: G2) -> GT:
-    return _ark.Pairing.pairing(p, q)
+    return _ark.Pairing.pairing(_to_ark_g1(p), _to_ark_g2(q))
 
 
 def pairing_check(pairs: Sequence[tuple[G1, G2]]) -> bool:
     """True iff prod e(P_i, Q_i) == 1 in GT."""
-    g1s = [p for p, _ in pairs]
-    g2s = [q for _, q in pairs]
-    return bool(_ark.Pairing.multi_pairing(g1s, g2s) == GT.one())
+    return bool(_pya.GT.pairing_check([p for p, _ in pairs], [q for _, q in pairs]))
 
 
 # ---------------------------------------------------------------------------
@@ -349,6 +562,27 @@ def fft(coeffs: Sequence[Scalar], n: int) -> list[Scalar]:
     return [out[i] for i in d.to_snarkjs]
 
 
+def native_order(n: int) -> tuple[list[int], list[int]]:
+    """``(to_snarkjs, to_native)`` for domain size n: snarkjs point ``w^i`` is native slot
+    ``to_snarkjs[i]``, native slot ``m`` is snarkjs point ``to_native[m]``.  With
+    :func:`ifft_native`/:func:`fft_native` a caller that lays its data out in native order
+    once (per key) never permutes on the hot path."""
+    d = _domain(n)
+    return d.to_snarkjs, d.to_native
+
+
+def ifft_native(evals: list[Scalar], n: int) -> list[Scalar]:
+    """Coefficients from evaluations in native order (may be shorter than n: trailing zeros dropped)."""
+    return _domain(n).native.interpolate(evals).coefficients()
+
+
+def fft_native(coeffs: list[Scalar], n: int) -> list[Scalar]:
+    """Evaluations in native order of the polynomial with ``coeffs`` (len <= n)."""
+    if not coeffs:
+        return [_ZERO] * n
+    return _ark.Polynomial(coeffs).evaluate_over_domain(_domain(n).native)
+
+
 def powers(base: int, count: int) -> list[Scalar]:
     """[base^0, ..., base^(count-1)] as library scalars."""
     out = []
@@ -367,11 +601,13 @@ def scale(coeffs: Sequence[Scalar], pows: Sequence[Scalar]) -> list[Scalar]:
 _check_constants()
 
 __all__ = [
-    "G1", "G2", "GT", "Scalar", "R", "P", "G1_BYTES", "G2_BYTES", "FR_BYTES",
-    "fr", "frs", "fr_int", "fr_ints", "fr_to_bytes", "fr_from_bytes", "inv",
+    "G1", "G2", "GT", "Scalar", "MsmScalar", "R", "P", "G1_BYTES", "G2_BYTES", "G1_XY_BYTES", "G2_XY_BYTES",
+    "FR_BYTES", "fr", "frs", "fr_int", "fr_ints", "fr_to_bytes", "fr_from_bytes", "inv",
+    "msm_scalars", "msm_scalars_from_fr",
     "g1_generator", "g2_generator", "g1_identity", "g2_identity", "g1_mul", "g2_mul",
     "g1_to_bytes", "g2_to_bytes", "g1_from_bytes", "g2_from_bytes", "g1_is_identity", "g2_is_identity",
     "g1_to_affine", "g2_to_affine", "g1_from_affine", "g2_from_affine",
-    "msm_g1", "msm_g2", "pairing", "pairing_check",
-    "root_of_unity", "ifft", "fft", "powers", "scale",
+    "g1s_from_xy", "g2s_from_xy", "g1s_to_xy", "g2s_to_xy",
+    "msm_g1", "msm_g2", "g1_scale_all", "g2_scale_all", "g1_mul_many", "g2_mul_many", "pairing", "pairing_check",
+    "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",
 ]

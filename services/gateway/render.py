@@ -20,6 +20,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from services.common.config import GatewayConfig
+from teeprover.params.manifest import K_MAX, K_MIN
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -35,6 +36,10 @@ class Policy:
     protected: bool = False  # API key (checked in Python) + per-IP rate limit (Envoy)
     timeout_s: int = 30
     per_ip_hourly: bool = False  # /fetch-params: one request per client IP per k per hour
+    # When set, the route's one path variable may only take these spellings: each gets an exact route
+    # (its own per-IP bucket, whatever the query string or percent-encoding), anything else is a 400
+    # from Envoy — so "010", "%31%30" or "10?" cannot open a fresh bucket for the same k.
+    variable_values: tuple[str, ...] = ()
 
 
 POLICIES: dict[str, Policy] = {
@@ -47,7 +52,8 @@ POLICIES: dict[str, Policy] = {
     "Prover.ProveTx": Policy(protected=True, timeout_s=660),
     "Prover.K": Policy(protected=True, timeout_s=60),
     "Attestor.GetAttestation": Policy(timeout_s=10),
-    "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True),
+    "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True,
+                                 variable_values=tuple(str(k) for k in range(K_MIN, K_MAX + 1))),
 }
 
 ERROR_NAMES = {
@@ -106,39 +112,62 @@ def _path_match(path: str) -> dict[str, Any]:
     return {"safe_regex": {"regex": regex}}
 
 
+# Messages for Envoy's own replies whose default text says nothing useful to a wallet.
+LOCAL_REPLY_MESSAGES = {
+    429: "too many requests from this address: wait the number of seconds in the Retry-After header",
+}
+
+
 def _local_reply_config() -> dict[str, Any]:
     """Envoy's own replies (404, 413, 429, 503, 504 …) in the public JSON error shape."""
     mappers = []
     for code, name in ERROR_NAMES.items():
-        mappers.append(
-            {
-                "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
-                                                                                        "runtime_key": f"lr_{code}"}}}},
-                "body_format_override": {
-                    "json_format": {
-                        "error": name,
-                        "message": "%LOCAL_REPLY_BODY%",
-                        "details": {"code": "%RESPONSE_CODE_DETAILS%"},
-                        "request_id": "%REQ(X-REQUEST-ID)%",
-                    },
-                    "content_type": "application/json",
+        mapper: dict[str, Any] = {
+            "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
+                                                                                    "runtime_key": f"lr_{code}"}}}},
+            "body_format_override": {
+                "json_format": {
+                    "error": name,
+                    "message": "%LOCAL_REPLY_BODY%",
+                    "details": {"code": "%RESPONSE_CODE_DETAILS%"},
+                    "request_id": "%REQ(X-REQUEST-ID)%",
                 },
-            }
-        )
+                "content_type": "application/json",
+            },
+        }
+        if code in LOCAL_REPLY_MESSAGES:
+            mapper["body"] = {"inline_string": LOCAL_REPLY_MESSAGES[code]}
+        mappers.append(mapper)
     return {"mappers": mappers}
 
 
+_LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit"
+_LOCAL_RATELIMIT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit"
+_TRANSCODER = "envoy.filters.http.grpc_json_transcoder"
+_LUA = "envoy.filters.http.lua"
+_HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3."
+             "HttpConnectionManager")
+
+
 def _rate_limit_filter_config(cfg: GatewayConfig, *, tokens: int, fill_seconds: int, rps_label: str,
-                              extra_action: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Per-client-IP token bucket: the empty descriptor value is the per-IP wildcard (ENVOY-NOTES)."""
+                              bucket_key: str | None = None) -> dict[str, Any]:
+    """Per-client-IP token bucket: the empty descriptor value is the per-IP wildcard (ENVOY-NOTES).
+
+    ``bucket_key`` (e.g. "k10") adds a fixed second descriptor entry, so one client IP has one
+    bucket per key.  ``max_dynamic_descriptors`` is far above any realistic number of clients
+    within one fill interval: with the default (20) a client rotating through 21 source addresses
+    would evict its own buckets and get them back full.
+    """
     entries = [{"key": "remote_address", "value": ""}]
     actions: list[dict[str, Any]] = [{"remote_address": {}}]
-    if extra_action is not None:
-        actions.append(extra_action)
-        entries.append({"key": "path", "value": ""})
+    if bucket_key is not None:
+        actions.append({"generic_key": {"descriptor_key": "bucket", "descriptor_value": bucket_key}})
+        entries.append({"key": "bucket", "value": bucket_key})
     return {
-        "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+        "@type": _LOCAL_RATELIMIT_TYPE,
         "stat_prefix": f"ratelimit_{rps_label}",
+        # The default bucket is never consumed (always_consume_default_token_bucket: false): only the
+        # per-IP descriptor limits; it must still exist for the filter to accept the config.
         "token_bucket": {"max_tokens": 1_000_000, "tokens_per_fill": 1_000_000, "fill_interval": "1s"},
         "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"},
                            "runtime_key": f"rl_{rps_label}_enabled"},
@@ -160,12 +189,55 @@ def _rate_limit_filter_config(cfg: GatewayConfig, *, tokens: int, fill_seconds: 
     }
 
 
-def _route(r: HttpRoute, cfg: GatewayConfig) -> dict[str, Any]:
+def _rate_limit_off() -> dict[str, Any]:
+    # filter_enabled at its default 0 %: the route is not limited (a per-route config must name a bucket).
+    return {"@type": _LOCAL_RATELIMIT_TYPE, "stat_prefix": "ratelimit_off",
+            "token_bucket": {"max_tokens": 1_000_000, "tokens_per_fill": 1_000_000, "fill_interval": "1s"}}
+
+
+def _protected_rate_limit(cfg: GatewayConfig) -> dict[str, Any]:
+    """ONE bucket per client IP shared by every protected route (set on the virtual host).
+
+    A per-route config would give each protected route its own limiter, i.e. four times the
+    documented burst; routes that are not protected override it with :func:`_rate_limit_off`.
+    """
+    return _rate_limit_filter_config(cfg, tokens=cfg.rate_limit_burst, fill_seconds=1, rps_label="protected")
+
+
+def _routes(r: HttpRoute, cfg: GatewayConfig) -> list[dict[str, Any]]:
+    """The Envoy route(s) for one HTTP binding (more than one when the policy lists variable values)."""
     policy = POLICIES[r.rpc]
-    match: dict[str, Any] = _path_match(r.path)
-    match["headers"] = [{"name": ":method", "string_match": {"exact": r.verb.upper()}}]
+    if policy.per_ip_hourly and not cfg.fetch_params:
+        return [{"name": f"{r.rpc}:disabled", "match": _path_match(r.path),
+                 "direct_response": {"status": 404, "body": {"inline_string": "fetch-params is disabled"}},
+                 "typed_per_filter_config": {_TRANSCODER: _transcoder_disabled(), _LOCAL_RATELIMIT: _rate_limit_off()}}]
+    if not policy.variable_values:
+        return [_route(r, cfg, policy, _path_match(r.path), r.path, None)]
+    routes = []
+    for value in policy.variable_values:
+        path = re.sub(r"\{[^}]+\}", value, r.path)
+        routes.append(_route(r, cfg, policy, {"path": path}, path, value))
+    names = re.findall(r"\{([^}]+)\}", r.path)
+    routes.append({
+        "name": f"{r.rpc}:{r.path}:invalid",
+        "match": {**_path_match(r.path), "headers": [_method_header(r.verb)]},
+        "direct_response": {"status": 400, "body": {"inline_string": (
+            f"{', '.join(names)} must be one of {policy.variable_values[0]}..{policy.variable_values[-1]}"
+            if len(policy.variable_values) > 2 else f"{', '.join(names)} must be one of {policy.variable_values}")}},
+        "typed_per_filter_config": {_TRANSCODER: _transcoder_disabled(), _LOCAL_RATELIMIT: _rate_limit_off()},
+    })
+    return routes
+
+
+def _method_header(verb: str) -> dict[str, Any]:
+    return {"name": ":method", "string_match": {"exact": verb.upper()}}
+
+
+def _route(r: HttpRoute, cfg: GatewayConfig, policy: Policy, match: dict[str, Any], path: str,
+           value: str | None) -> dict[str, Any]:
+    match = {**match, "headers": [_method_header(r.verb)]}
     route: dict[str, Any] = {
-        "name": f"{r.rpc}:{r.path}",
+        "name": f"{r.rpc}:{path}",
         "match": match,
         "route": {
             "cluster": CLUSTER_OF_SERVICE[r.service],
@@ -174,25 +246,70 @@ def _route(r: HttpRoute, cfg: GatewayConfig) -> dict[str, Any]:
             "idle_timeout": f"{policy.timeout_s + 60}s",
         },
     }
-    per_filter: dict[str, Any] = {}
     if policy.protected:
-        per_filter["envoy.filters.http.local_ratelimit"] = _rate_limit_filter_config(
-            cfg, tokens=cfg.rate_limit_burst, fill_seconds=1, rps_label="protected")
+        return route  # the virtual host's shared per-IP bucket applies
     if policy.per_ip_hourly:
-        if not cfg.fetch_params:
-            return {"name": f"{r.rpc}:disabled", "match": _path_match(r.path),
-                    "direct_response": {"status": 404, "body": {"inline_string": "fetch-params is disabled"}},
-                    "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": _transcoder_disabled()}}
-        per_filter["envoy.filters.http.local_ratelimit"] = _rate_limit_filter_config(
-            cfg, tokens=cfg.fetch_rate_per_hour, fill_seconds=3600, rps_label="fetch_params",
-            extra_action={"request_headers": {"header_name": ":path", "descriptor_key": "path"}})
-    if per_filter:
-        route["typed_per_filter_config"] = per_filter
+        limit = _rate_limit_filter_config(cfg, tokens=cfg.fetch_rate_per_hour, fill_seconds=3600,
+                                          rps_label="fetch_params", bucket_key=f"{r.rpc}:{value or path}")
+    else:
+        limit = _rate_limit_off()
+    route["typed_per_filter_config"] = {_LOCAL_RATELIMIT: limit}
     return route
 
 
 def _transcoder_disabled() -> dict[str, Any]:
     return {"@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig", "disabled": True}
+
+
+# Replaces the error-body Lua script on the preflight route.  The CORS filter (first in the chain)
+# answers a preflight from an allowed origin itself; whatever reaches this script is a preflight
+# from a refused origin, or a plain OPTIONS request.
+LUA_PREFLIGHT_REFUSED = """
+function envoy_on_request(handle)
+  local h = handle:headers()
+  if h:get("origin") ~= nil and h:get("access-control-request-method") ~= nil then
+    handle:respond({[":status"] = "403"}, "origin not allowed by the CORS policy")
+  else
+    handle:respond({[":status"] = "404"}, "no such route")
+  end
+end
+"""
+
+
+LUA_STRIP_BINARY_HEADERS = """
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local binary = {}
+  for key, _ in pairs(headers) do
+    if string.sub(key, -4) == "-bin" then
+      binary[#binary + 1] = key
+    end
+  end
+  for _, key in ipairs(binary) do
+    headers:remove(key)
+  end
+end
+"""
+
+
+def _preflight_route() -> dict[str, Any]:
+    """OPTIONS on any path: needs a real route (not a direct response) for the CORS filter to act on it.
+
+    Without it, OPTIONS matches no REST route (each matches its verb), ends on the catch-all direct
+    response, and the CORS filter never answers.  The cluster is never contacted: the CORS filter or
+    the Lua script above always answers first.
+    """
+    return {
+        "name": "cors-preflight",
+        "match": {"prefix": "/", "headers": [_method_header("options")]},
+        "route": {"cluster": "prover", "timeout": "5s"},
+        "typed_per_filter_config": {
+            _TRANSCODER: _transcoder_disabled(),
+            _LOCAL_RATELIMIT: _rate_limit_off(),
+            _LUA: {"@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.LuaPerRoute",
+                   "source_code": {"inline_string": LUA_PREFLIGHT_REFUSED}},
+        },
+    }
 
 
 def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
@@ -214,6 +331,15 @@ def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
         filters.append({"name": "envoy.filters.http.cors",
                         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors"}})
     filters += [
+        {
+            # grpc base64-decodes metadata whose name ends in "-bin"; a client's junk "x-foo-bin" header
+            # would otherwise turn any request into a 500 with grpc's own text (ENVOY-NOTES).
+            "name": "teeprover.strip_binary_headers",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": LUA_STRIP_BINARY_HEADERS},
+            },
+        },
         {
             "name": "envoy.filters.http.lua",
             "typed_config": {
@@ -259,38 +385,34 @@ def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
 
 
 def _virtual_host(cfg: GatewayConfig, routes: list[HttpRoute]) -> dict[str, Any]:
-    vhost: dict[str, Any] = {
-        "name": "public",
-        "domains": ["*"],
-        "routes": [
-            *[_route(r, cfg) for r in routes],
-            {
-                # Anything else — including raw application/grpc calls — is not public.
-                "name": "not-found",
-                "match": {"prefix": "/"},
-                "direct_response": {"status": 404, "body": {"inline_string": "no such route"}},
-                "typed_per_filter_config": {"envoy.filters.http.grpc_json_transcoder": _transcoder_disabled()},
-            },
-        ],
-    }
+    table: list[dict[str, Any]] = [route for r in routes for route in _routes(r, cfg)]
     if cfg.cors_origins:
-        vhost["typed_per_filter_config"] = {
-            "envoy.filters.http.cors": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
-                "allow_origin_string_match": [{"exact": o} for o in cfg.cors_origins],
-                "allow_methods": "GET, POST, OPTIONS",
-                "allow_headers": "content-type, x-api-key, x-request-id",
-                "expose_headers": "x-request-id, retry-after, deprecation, x-ratelimit-limit, x-ratelimit-remaining",
-                "max_age": "600",
-            }
+        table.append(_preflight_route())
+    table.append({
+        # Anything else — including raw application/grpc calls — is not public.
+        "name": "not-found",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": "no such route"}},
+        "typed_per_filter_config": {_TRANSCODER: _transcoder_disabled(), _LOCAL_RATELIMIT: _rate_limit_off()},
+    })
+    per_filter: dict[str, Any] = {_LOCAL_RATELIMIT: _protected_rate_limit(cfg)}
+    if cfg.cors_origins:
+        per_filter["envoy.filters.http.cors"] = {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy",
+            "allow_origin_string_match": [{"exact": o} for o in cfg.cors_origins],
+            "allow_methods": "GET, POST, OPTIONS",
+            "allow_headers": "content-type, x-api-key, x-request-id",
+            "expose_headers": "x-request-id, retry-after, deprecation, x-ratelimit-limit, x-ratelimit-remaining, "
+                              "x-ratelimit-reset",
+            "max_age": "600",
         }
-    return vhost
+    return {"name": "public", "domains": ["*"], "routes": table, "typed_per_filter_config": per_filter}
 
 
 def _listener(name: str, port: int, cfg: GatewayConfig, routes: list[HttpRoute], descriptor: Path,
               tls: dict[str, Any] | None) -> dict[str, Any]:
     hcm = {
-        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": _HCM_TYPE,
         "stat_prefix": name,
         "codec_type": "AUTO",
         # The client address is the TCP peer, never X-Forwarded-For (rate limits cannot be rotated).

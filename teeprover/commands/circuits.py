@@ -118,12 +118,9 @@ def _setup(args: argparse.Namespace) -> int:
 
 # -- prove ----------------------------------------------------------------------------------------
 def _write_snarkjs(directory: Path, proof: Any, public: list[int], vk: Any) -> None:
-    from teeprover.snarkjs.export import proof_json, public_json, verification_key_json
+    from teeprover.snarkjs.interop import write_snarkjs_outputs
 
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "proof.json").write_text(proof_json(proof))
-    (directory / "public.json").write_text(public_json(public))
-    (directory / "verification_key.json").write_text(verification_key_json(vk))
+    write_snarkjs_outputs(directory, proof, public, vk)
 
 
 def _prove(args: argparse.Namespace) -> int:

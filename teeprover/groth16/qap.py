@@ -40,16 +40,28 @@ def constraint_coeffs(r1cs: R1CS) -> tuple[Coeff, ...]:
 
 
 class _Prepared:
-    """Per-key data for the witness map (built once, cached on the key)."""
+    """Per-key data for the witness map (built once, cached on the key).
+
+    Everything is laid out in the *native* FFT order (arkworks' roots), so the hot
+    path never permutes: constraint ``c`` (snarkjs point ``w^c``) is accumulated
+    straight into native slot ``c*j mod n``, and the odd-coset values come out in
+    native order too; :attr:`h_order` says which H point each of them pairs with.
+    """
 
     def __init__(self, coeffs: Sequence[Coeff], n: int) -> None:
-        self.n = n
-        self.a = [(c.constraint, c.signal, c.value) for c in coeffs if c.matrix == 0]
-        self.b = [(c.constraint, c.signal, c.value) for c in coeffs if c.matrix == 1]
         if any(c.constraint >= n for c in coeffs):
             raise ValueError("coefficient outside the QAP domain")
+        self.n = n
+        pos, to_native = curve.native_order(n)  # snarkjs index i sits at native slot i*j mod n
+        # (slot, signal, value) with value 1 split out: no multiplication for the common case
+        self.a1 = [(pos[c.constraint], c.signal) for c in coeffs if c.matrix == 0 and c.value == 1]
+        self.b1 = [(pos[c.constraint], c.signal) for c in coeffs if c.matrix == 1 and c.value == 1]
+        self.a = [(pos[c.constraint], c.signal, c.value) for c in coeffs if c.matrix == 0 and c.value != 1]
+        self.b = [(pos[c.constraint], c.signal, c.value) for c in coeffs if c.matrix == 1 and c.value != 1]
         # p(x) -> p(w_2n x): coefficient k times w_2n^k
         self.odd_shift = curve.powers(curve.root_of_unity(2 * n), n)
+        # native output slot m is snarkjs's D(w_2n^(2i+1)) with i = m * j^-1 mod n
+        self.h_order = list(to_native)
 
 
 def prepare(coeffs: Sequence[Coeff], domain_size: int, cache: dict[str, object] | None = None) -> _Prepared:
@@ -63,16 +75,23 @@ def prepare(coeffs: Sequence[Coeff], domain_size: int, cache: dict[str, object] 
     return prep
 
 
-def _odd_coset(evals: list[Scalar], prep: _Prepared) -> list[Scalar]:
-    coeffs = curve.ifft(evals, prep.n)
-    return curve.fft(curve.scale(coeffs, prep.odd_shift), prep.n)
+_ZERO = Scalar.zero()
 
 
-def witness_map(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
-    """``[D(w_2n^(2i+1)) for i < n]``: the scalars for the H-query MSM (snarkjs's buffPodd_T)."""
+def _odd_coset_native(evals_native: list[Scalar], prep: _Prepared) -> list[Scalar]:
+    coeffs = curve.ifft_native(evals_native, prep.n)
+    return curve.fft_native([c * p for c, p in zip(coeffs, prep.odd_shift, strict=False)], prep.n)
+
+
+def witness_map_native(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
+    """``D`` on the odd coset in native order: entry m pairs with H point ``prep.h_order[m]``."""
     n = prep.n
     acc_a = [0] * n
     acc_b = [0] * n
+    for c, s in prep.a1:
+        acc_a[c] += witness[s]
+    for c, s in prep.b1:
+        acc_b[c] += witness[s]
     for c, s, v in prep.a:
         acc_a[c] += v * witness[s]
     for c, s, v in prep.b:
@@ -80,7 +99,16 @@ def witness_map(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
     a_t = curve.frs(acc_a)
     b_t = curve.frs(acc_b)
     c_t = [x * y for x, y in zip(a_t, b_t, strict=True)]
-    a_odd = _odd_coset(a_t, prep)
-    b_odd = _odd_coset(b_t, prep)
-    c_odd = _odd_coset(c_t, prep)
+    a_odd = _odd_coset_native(a_t, prep)
+    b_odd = _odd_coset_native(b_t, prep)
+    c_odd = _odd_coset_native(c_t, prep)
     return [x * y - z for x, y, z in zip(a_odd, b_odd, c_odd, strict=True)]
+
+
+def witness_map(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
+    """``[D(w_2n^(2i+1)) for i < n]``: the scalars for the H-query MSM (snarkjs's buffPodd_T)."""
+    native = witness_map_native(prep, witness)
+    out: list[Scalar] = [_ZERO] * prep.n
+    for m, i in enumerate(prep.h_order):
+        out[i] = native[m]
+    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from teeprover import curve
 from teeprover.curve import G1, G2, R
@@ -39,34 +40,52 @@ def random_toxic_waste() -> ToxicWaste:
     return ToxicWaste(delta=1 + secrets.randbelow(R - 1))
 
 
-def _combine_g1(terms: list[tuple[G1, int]], factor: int = 1) -> G1:
-    """sum(point * coeff) * factor, with shortcuts for the common coefficient-one case."""
-    if not terms:
-        return curve.g1_identity()
-    if factor == 1 and len(terms) == 1:
-        p, k = terms[0]
+def _sum_unit(terms: list[tuple[Any, int]], zero: Any) -> Any | None:
+    """sum(point * coeff) by additions when every coeff is +-1 (the common case), else None."""
+    acc = zero
+    for p, k in terms:
         if k == 1:
-            return p
-        if k == R - 1:
-            return -p
-    return curve.msm_g1([p for p, _ in terms], curve.frs([k * factor for _, k in terms]))
+            acc = acc + p
+        elif k == R - 1:
+            acc = acc - p
+        else:
+            return None
+    return acc
+
+
+def _combine_g1(terms: list[tuple[G1, int]]) -> G1:
+    """sum(point * coeff)."""
+    acc = _sum_unit(terms, curve.g1_identity())
+    if acc is not None:
+        return acc
+    return curve.msm_g1([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
 def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
-    if not terms:
-        return curve.g2_identity()
-    if len(terms) == 1:
-        p, k = terms[0]
-        if k == 1:
-            return p
-        if k == R - 1:
-            return -p
-    return curve.msm_g2([p for p, _ in terms], curve.frs([k for _, k in terms]))
+    acc = _sum_unit(terms, curve.g2_identity())
+    if acc is not None:
+        return acc
+    return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
-def _scale_all(points: Sequence[G1], k: int) -> tuple[G1, ...]:
-    s = curve.fr(k)
-    return tuple(p * s for p in points)
+def _combine_scaled_g1(term_lists: Sequence[list[tuple[G1, int]]], factor: int) -> list[G1]:
+    """``[sum(point * coeff) * factor for terms in term_lists]`` with one scalar multiplication per
+    output where the coefficients are +-1 (the multiplications by ``factor`` run on all cores)."""
+    out: list[G1 | None] = []
+    pending: list[G1] = []
+    where: list[int] = []
+    zero = curve.g1_identity()
+    for terms in term_lists:
+        acc = _sum_unit(terms, zero)
+        if acc is None:
+            out.append(curve.msm_g1([p for p, _ in terms], curve.msm_scalars([k * factor for _, k in terms])))
+        else:
+            where.append(len(out))
+            out.append(None)
+            pending.append(acc)
+    for i, p in zip(where, curve.g1_scale_all(pending, factor), strict=True):
+        out[i] = p
+    return out  # type: ignore[return-value]
 
 
 def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
@@ -107,11 +126,13 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
 
     delta_inv = curve.inv(toxic.delta)
     ic = tuple(_combine_g1(k_terms[s]) for s in range(n_pub + 1))
-    c_query = tuple(_combine_g1(k_terms[s], delta_inv) for s in range(n_pub + 1, n_vars))
+    # C and H are over delta: one scalar multiplication a point, the bulk of setup's time.
+    scaled = _combine_scaled_g1([*k_terms[n_pub + 1:], *([(p, 1)] for p in params.h_g1)], delta_inv)
+    c_query = tuple(scaled[:n_vars - n_pub - 1])
+    h_query = tuple(scaled[n_vars - n_pub - 1:])
     a_query = tuple(_combine_g1(t) for t in a_terms)
     b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
     b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
-    h_query = _scale_all(params.h_g1, delta_inv)
 
     vk = VerifyingKey(
         alpha_g1=params.alpha_g1,

@@ -188,6 +188,62 @@ def test_cbor_round_trips_are_canonical(tiny) -> None:
     assert cbor2.dumps(cbor2.loads(kb), canonical=True) == kb
 
 
+def test_proving_key_fast_and_compressed_forms_decode_to_the_same_key(tiny) -> None:
+    _, z, pk = tiny
+    fast = encoding.encode_proving_key(pk)
+    compact = encoding.encode_proving_key(pk, compressed=True)
+    assert cbor2.loads(fast).tag == encoding.TAG_PROVING_KEY_XY and cbor2.loads(compact).tag == encoding.TAG_PROVING_KEY
+    for data in (fast, compact):
+        for check in (True, False):
+            pk2 = encoding.decode_proving_key(data, check_subgroup=check)
+            assert encoding.encode_proving_key(pk2) == fast
+            assert encoding.encode_proving_key(pk2, compressed=True) == compact
+    proof = prove.prove(encoding.decode_proving_key(fast, check_subgroup=False), z, 1111, 2222)
+    assert hashlib.sha256(encoding.encode_proof(proof)).hexdigest() == KNOWN_PROOF_SHA256
+
+
+def _replace_query_point(data: bytes, field: int, point: bytes) -> bytes:
+    obj = cbor2.loads(data)
+    body = list(obj.value)
+    body[field] = point + body[field][len(point):]
+    return cbor2.dumps(cbor2.CBORTag(obj.tag, body), canonical=True)
+
+
+def test_fast_form_rejects_off_curve_point_even_when_trusted(tiny) -> None:
+    _, _, pk = tiny
+    x, y = curve.g1_to_affine(curve.g1_generator())  # type: ignore[misc]
+    off = x.to_bytes(48, "little") + ((y + 1) % curve.P).to_bytes(48, "little")
+    bad = _replace_query_point(encoding.encode_proving_key(pk), 8, off)  # a_query
+    for check in (True, False):
+        with pytest.raises(MalformedEncoding):
+            encoding.decode_proving_key(bad, check_subgroup=check)
+
+
+def test_fast_form_subgroup_check_catches_point_outside_g1(tiny) -> None:
+    _, _, pk = tiny
+    for x in range(1, 100):  # a curve point with a small x is not in the prime-order subgroup
+        rhs = (x ** 3 + 4) % curve.P
+        y = pow(rhs, (curve.P + 1) // 4, curve.P)
+        if y * y % curve.P == rhs:
+            break
+    bad = _replace_query_point(encoding.encode_proving_key(pk), 12, x.to_bytes(48, "little") + y.to_bytes(48, "little"))
+    with pytest.raises(MalformedEncoding):
+        encoding.decode_proving_key(bad)
+    encoding.decode_proving_key(bad, check_subgroup=False)  # trusted store: on the curve is all we check
+
+
+def test_witness_with_zeros_proves_and_verifies() -> None:
+    r1cs, z = squaring_chain(20, x=0)  # s0 = s1 = 0: zero scalars are skipped in the MSMs
+    assert 0 in z[1:]
+    params = lagrange_params_from_secrets(r1cs.domain_size(), tau=99, alpha=7, beta=11)
+    pk = setup.setup(r1cs, params, setup.ToxicWaste(delta=17))
+    proof = prove.prove(pk, z, 3, 4)
+    assert verify.verify(pk.vk, public(z, pk), proof)
+    bad = list(z)
+    bad[3] = 5  # s1 = s0^2 + 0 should be 0
+    assert not verify.verify(pk.vk, public(z, pk), prove.prove(pk, bad, 3, 4))
+
+
 @pytest.mark.parametrize("bad", [
     b"", b"\xff", b"junk", cbor2.dumps([1, 2, 3]), cbor2.dumps(cbor2.CBORTag(encoding.TAG_PROOF, [2, b"", b"", b""])),
     cbor2.dumps(cbor2.CBORTag(encoding.TAG_VERIFYING_KEY, [1, b"", b"", b""])),

@@ -40,8 +40,8 @@ def test_lagrange_values_sum_to_one_and_interpolate_tau() -> None:
     lag = ptau.lagrange_values(8, 12345)
     assert sum(lag) % R == 1
     w = root_of_unity(8)
-    assert sum(l * pow(w, i, R) for i, l in enumerate(lag)) % R == 12345
-    assert sum(l * pow(w, i, R) for i, l in enumerate(lag)) % R != 12346
+    assert sum(v * pow(w, i, R) for i, v in enumerate(lag)) % R == 12345
+    assert sum(v * pow(w, i, R) for i, v in enumerate(lag)) % R != 12346
 
 
 def test_keys_from_ptau_prove_and_verify(dev_ptau: Path) -> None:
@@ -72,10 +72,59 @@ def test_reading_junk_raises(tmp_path: Path, junk: bytes) -> None:
         ptau.read_ptau(p)
 
 
+def test_blake2b_mid_state_continues_to_the_standard_digest() -> None:
+    """The partial hash we store must resume to exactly hashlib's BLAKE2b-512 (what snarkjs recomputes)."""
+    import hashlib
+    data = bytes(range(256)) * 3
+    for cut in (0, 1, 127, 128, 129, 500, len(data)):
+        h = ptau._Blake2b512()
+        h.update(data[:cut])
+        state = h.partial()
+        assert len(state) == 216
+        h.update(data[cut:])
+        assert h.digest() == hashlib.blake2b(data, digest_size=64).digest()
+    assert ptau._Blake2b512().digest() == hashlib.blake2b(b"", digest_size=64).digest()
+    other = ptau._Blake2b512()
+    other.update(data[:-1] + b"x")
+    assert other.digest() != hashlib.blake2b(data, digest_size=64).digest()
+
+
+def test_hash_to_g2_lands_in_g2_and_depends_on_the_hash() -> None:
+    from teeprover import curve
+    p = ptau._hash_to_g2(bytes(range(64)))
+    q = ptau._hash_to_g2(bytes(range(1, 65)))
+    assert p.is_in_subgroup() and q.is_in_subgroup()
+    assert p != q and not curve.g2_is_identity(p)
+
+
+@pytest.fixture(scope="module")
+def dev_ptau10(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("ptau") / "dev10.ptau"
+    ptau.generate_dev_ptau(10, path, random.Random(10))
+    return path
+
+
 @pytest.mark.snarkjs
 @pytest.mark.skipif(not npm.npm_available(), reason="node/npm not installed")
-def test_snarkjs_reads_dev_ptau_but_refuses_it_as_uncontributed(dev_ptau: Path) -> None:
-    """snarkjs stops at the empty contribution record: documented behaviour for dev parameters."""
-    res = npm.snarkjs("powersoftau", "verify", str(dev_ptau))
+def test_snarkjs_powersoftau_verify_accepts_dev_ptau(dev_ptau10: Path) -> None:
+    """A power-10 dev file (usable for circuits up to 2^10) passes snarkjs's full check:
+    the contribution record, the hash chain, the powers and the prepared Lagrange sections."""
+    res = npm.snarkjs("powersoftau", "verify", str(dev_ptau10))
     text = res.stdout + res.stderr
-    assert "no contribution" in text.lower(), text
+    assert res.returncode == 0 and "Powers of Tau Ok!" in text, text[-3000:]
+    assert ptau.DEV_CONTRIBUTION_NAME in text
+
+
+@pytest.mark.snarkjs
+@pytest.mark.skipif(not npm.npm_available(), reason="node/npm not installed")
+def test_snarkjs_powersoftau_verify_rejects_tampered_contribution(dev_ptau: Path, tmp_path: Path) -> None:
+    pt = ptau.read_ptau(dev_ptau)
+    contrib = bytearray(pt.sections[7])
+    # the stored next-challenge hash sits after: count(4) + 3 G1 + 2 G2 + key (6 G1 + 3 G2) + partial hash (216)
+    pos = 4 + 3 * 96 + 2 * 192 + 6 * 96 + 3 * 192 + 216
+    contrib[pos] ^= 1
+    bad = tmp_path / "bad.ptau"
+    ptau.write_ptau(bad, pt.power, {**{k: v for k, v in pt.sections.items() if k != 1}, 7: bytes(contrib)})
+    res = npm.snarkjs("powersoftau", "verify", str(bad))
+    text = res.stdout + res.stderr
+    assert "Powers of Tau Ok!" not in text and "does not match the next challenge" in text, text[-3000:]

@@ -1,0 +1,222 @@
+"""snarkjs Groth16 ``.zkey`` files over BLS12-381 (binfile ``zkey`` v1) <-> :class:`ProvingKey`.
+
+Layout, as ``snarkjs/src/zkey_new.js`` writes it and ``zkey_utils.js:readZKey`` reads it:
+
+====  =====================================================================================
+ 1    protocol id u32 (1 = Groth16)
+ 2    ``n8q u32 || q[n8q] || n8r u32 || r[n8r] || nVars u32 || nPublic u32 ||
+      domainSize u32 || alpha1 || beta1 || beta2 || gamma2 || delta1 || delta2``
+ 3    IC: ``nPublic + 1`` G1 points
+ 4    ``nCoefs u32`` then ``nCoefs x (matrix u32 || constraint u32 || signal u32 || value[n8r])``
+ 5-9  A (nVars G1), B1 (nVars G1), B2 (nVars G2), C (nVars - nPublic - 1 G1), H (domainSize G1)
+ 10   MPC contributions (not needed to prove; ignored)
+====  =====================================================================================
+
+Points are ffjavascript's ``toRprLEM``: affine ``x || y``, each base-field coordinate
+48 bytes little-endian in Montgomery form (``x * 2^384 mod q``; G2 coordinates as
+``c0 || c1``), the identity all zeros.  Section-4 values are "Montgomery twice":
+``zkey_new.js`` stores ``v * R^2 mod r`` (``R = 2^256``) in standard form, and
+``readZKey`` multiplies by ``R^-2``.  So do we.
+
+Strict: sizes are checked against the bytes present before any point is decoded,
+coordinates must be ``< q`` and on the curve, the header's primes must be
+BLS12-381's; anything else raises :class:`~teeprover.errors.MalformedEncoding`.
+The verifying-key points (alpha, beta, gamma, delta, IC, beta1, delta1) are also
+checked to be in the prime-order subgroup; the bulk queries are checked only with
+``check_subgroup=True`` (a wrong bulk point can only make our own proof fail,
+and :mod:`teeprover.snarkjs.interop` verifies every proof before returning it).
+
+Fast path: no square roots.  Each section's coordinates go from Montgomery to
+standard form in one pass over Python integers and then into the curve adapter's
+bulk affine constructors (:func:`teeprover.curve.g1s_from_xy` /
+:func:`~teeprover.curve.g2s_from_xy`: native curve-equation check, ~1 us a point).
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+from teeprover import curve
+from teeprover.curve import P, R
+from teeprover.errors import MalformedEncoding
+from teeprover.groth16.types import Coeff, ProvingKey, VerifyingKey
+from teeprover.snarkjs import _binfile
+
+GROTH16_PROTOCOL_ID = 1
+MAX_VARIABLES = 1 << 28
+MAX_DOMAIN = 1 << 28
+MAX_COEFFS = 1 << 30
+
+_WHAT = "zkey"
+_N8Q, _N8R = 48, 32
+_G1S, _G2S = 2 * _N8Q, 4 * _N8Q
+_RQ = pow(2, 8 * _N8Q, P)
+_RQ_INV = pow(_RQ, -1, P)
+_RR = pow(2, 8 * _N8R, R)
+_RR2_INV = pow(_RR * _RR, -1, R)
+
+
+# --- points ------------------------------------------------------------------------
+
+def _standard_form(buf: memoryview, what: str) -> bytes:
+    """48-byte Montgomery coordinates -> 48-byte standard form (both LE); each must be < q."""
+    raw = buf.tobytes()
+    frm = int.from_bytes
+    ms = [frm(raw[o:o + _N8Q], "little") for o in range(0, len(raw), _N8Q)]
+    if ms and max(ms) >= P:
+        raise MalformedEncoding(f"{_WHAT}: {what}: coordinate is not reduced modulo q")
+    p, rinv = P, _RQ_INV
+    return b"".join([(m * rinv % p).to_bytes(_N8Q, "little") for m in ms])
+
+
+def _g1_array(buf: memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G1, ...]:
+    if len(buf) != count * _G1S:
+        raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G1 points")
+    try:
+        return curve.g1s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
+    except MalformedEncoding as exc:
+        raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
+
+
+def _g2_array(buf: memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G2, ...]:
+    if len(buf) != count * _G2S:
+        raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G2 points")
+    try:
+        return curve.g2s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
+    except MalformedEncoding as exc:
+        raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
+
+
+def _g1_to_lem(pt: curve.G1) -> bytes:
+    xy = curve.g1_to_affine(pt)
+    if xy is None:
+        return bytes(_G1S)
+    return b"".join((c * _RQ % P).to_bytes(48, "little") for c in xy)
+
+
+def _g2_to_lem(pt: curve.G2) -> bytes:
+    xy = curve.g2_to_affine(pt)
+    if xy is None:
+        return bytes(_G2S)
+    (x0, x1), (y0, y1) = xy
+    return b"".join((c * _RQ % P).to_bytes(48, "little") for c in (x0, x1, y0, y1))
+
+
+# --- reading -------------------------------------------------------------------------
+
+def parse_zkey(data: bytes | bytearray | memoryview, *, check_subgroup: bool = False) -> ProvingKey:
+    """Decode a snarkjs Groth16 BLS12-381 ``.zkey`` (see the module docstring for the checks)."""
+    return _decode(_binfile.parse(data, "zkey", versions=(1,), what=_WHAT), check_subgroup)
+
+
+def read_zkey(path: str | Path, *, check_subgroup: bool = False) -> ProvingKey:
+    return _decode(_binfile.read_path(path, "zkey", versions=(1,), what=_WHAT), check_subgroup)
+
+
+def _decode(bf: _binfile.BinFile, check_subgroup: bool) -> ProvingKey:
+    s1 = _binfile.Reader(bf.section(1, what=_WHAT), f"{_WHAT} header")
+    protocol = s1.u32()
+    s1.end()
+    if protocol != GROTH16_PROTOCOL_ID:
+        raise MalformedEncoding(f"{_WHAT}: protocol {protocol} is not Groth16 (only Groth16 keys are supported)")
+
+    hd = _binfile.Reader(bf.section(2, what=_WHAT), f"{_WHAT} Groth16 header")
+    n8q = hd.u32()
+    if n8q != _N8Q or hd.int_le(n8q) != P:
+        raise MalformedEncoding(f"{_WHAT}: base field is not BLS12-381's q")
+    n8r = hd.u32()
+    if n8r != _N8R or hd.int_le(n8r) != R:
+        raise MalformedEncoding(f"{_WHAT}: scalar field is not BLS12-381's r")
+    n_vars, n_pub, n = hd.u32(), hd.u32(), hd.u32()
+    if not (1 <= n_vars <= MAX_VARIABLES and n_pub + 1 <= n_vars):
+        raise MalformedEncoding(f"{_WHAT}: inconsistent sizes ({n_vars} variables, {n_pub} public)")
+    if n == 0 or n & (n - 1) or n > MAX_DOMAIN:
+        raise MalformedEncoding(f"{_WHAT}: domain size {n} is not a supported power of two")
+
+    def g1(what: str) -> curve.G1:
+        return _g1_array(hd.bytes(_G1S), 1, what, True)[0]
+
+    def g2(what: str) -> curve.G2:
+        return _g2_array(hd.bytes(_G2S), 1, what, True)[0]
+
+    alpha1, beta1, beta2, gamma2, delta1, delta2 = (
+        g1("alpha1"), g1("beta1"), g2("beta2"), g2("gamma2"), g1("delta1"), g2("delta2"))
+    hd.end()
+
+    # Check every section's size before decoding any bulk point.
+    sec: dict[int, memoryview] = {i: bf.section(i, what=_WHAT) for i in range(3, 10)}
+    expect = {3: (n_pub + 1) * _G1S, 5: n_vars * _G1S, 6: n_vars * _G1S, 7: n_vars * _G2S,
+              8: (n_vars - n_pub - 1) * _G1S, 9: n * _G1S}
+    for i, size in expect.items():
+        if len(sec[i]) != size:
+            raise MalformedEncoding(f"{_WHAT}: section {i} has {len(sec[i])} bytes, expected {size}")
+
+    coeffs = _coeffs(sec[4], n, n_vars)
+    ic = _g1_array(sec[3], n_pub + 1, "IC", True)
+    vk = VerifyingKey(alpha_g1=alpha1, beta_g2=beta2, gamma_g2=gamma2, delta_g2=delta2, ic=ic)
+    return ProvingKey(
+        vk=vk, beta_g1=beta1, delta_g1=delta1,
+        num_variables=n_vars, num_public=n_pub, domain_size=n, coeffs=coeffs,
+        a_query=_g1_array(sec[5], n_vars, "A", check_subgroup),
+        b_g1_query=_g1_array(sec[6], n_vars, "B1", check_subgroup),
+        b_g2_query=_g2_array(sec[7], n_vars, "B2", check_subgroup),
+        c_query=_g1_array(sec[8], n_vars - n_pub - 1, "C", check_subgroup),
+        h_query=_g1_array(sec[9], n, "H", check_subgroup),
+    )
+
+
+_COEF = struct.Struct("<III32s")
+
+
+def _coeffs(buf: memoryview, n: int, n_vars: int) -> tuple[Coeff, ...]:
+    rd = _binfile.Reader(buf, f"{_WHAT} coefficients")
+    count = rd.u32()
+    if count > MAX_COEFFS or rd.remaining() != count * _COEF.size:
+        raise MalformedEncoding(f"{_WHAT}: section 4 does not hold {count} coefficients")
+    frm = int.from_bytes
+    k, r = _RR2_INV, R
+    out = []
+    for m, c, s, v in _COEF.iter_unpack(rd.bytes(count * _COEF.size)):
+        if m > 1 or c >= n or s >= n_vars:
+            raise MalformedEncoding(f"{_WHAT}: coefficient (matrix {m}, constraint {c}, signal {s}) out of range")
+        raw = frm(v, "little")
+        if raw >= r:
+            raise MalformedEncoding(f"{_WHAT}: coefficient is not reduced modulo r")
+        out.append(Coeff(m, c, s, raw * k % r))
+    return tuple(out)
+
+
+# --- writing ---------------------------------------------------------------------------
+
+def zkey_to_bytes(pk: ProvingKey) -> bytes:
+    """A ``.zkey`` snarkjs reads (``groth16 prove``, ``zkey export verificationkey``).
+
+    Section 10 carries an all-zero circuit hash and no contributions: fine for
+    proving and exporting, but ``snarkjs zkey verify`` will (rightly) not vouch for it.
+    """
+    vk = pk.vk
+    s2 = (struct.pack("<I", _N8Q) + P.to_bytes(_N8Q, "little") + struct.pack("<I", _N8R) + R.to_bytes(_N8R, "little")
+          + struct.pack("<III", pk.num_variables, pk.num_public, pk.domain_size)
+          + _g1_to_lem(vk.alpha_g1) + _g1_to_lem(pk.beta_g1) + _g2_to_lem(vk.beta_g2)
+          + _g2_to_lem(vk.gamma_g2) + _g1_to_lem(pk.delta_g1) + _g2_to_lem(vk.delta_g2))
+    rr2 = _RR * _RR % R
+    s4 = struct.pack("<I", len(pk.coeffs)) + b"".join(
+        _COEF.pack(c.matrix, c.constraint, c.signal, (c.value * rr2 % R).to_bytes(32, "little")) for c in pk.coeffs)
+
+    def g1s(pts: tuple[curve.G1, ...]) -> bytes:
+        return b"".join(_g1_to_lem(q) for q in pts)
+
+    sections = [
+        (1, struct.pack("<I", GROTH16_PROTOCOL_ID)), (2, s2), (4, s4), (3, g1s(vk.ic)),
+        (5, g1s(pk.a_query)), (6, g1s(pk.b_g1_query)), (7, b"".join(_g2_to_lem(q) for q in pk.b_g2_query)),
+        (8, g1s(pk.c_query)), (9, g1s(pk.h_query)), (10, bytes(64) + struct.pack("<I", 0)),
+    ]
+    return _binfile.build("zkey", 1, sections)
+
+
+def write_zkey(path: str | Path, pk: ProvingKey) -> None:
+    Path(path).write_bytes(zkey_to_bytes(pk))
+
+
+__all__ = ["parse_zkey", "read_zkey", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID"]
