@@ -133,7 +133,11 @@ def split_tcb(tcb: int, product: str) -> dict[str, int]:
 
 
 def _ext_raw(cert: x509.Certificate, oid: str) -> bytes | None:
-    for ext in cert.extensions:
+    try:
+        extensions = list(cert.extensions)
+    except (ValueError, x509.DuplicateExtension) as exc:  # parsed lazily: corrupt or repeated extensions
+        raise StepFailed("chain", f"VCEK/VLEK extensions do not parse: {exc}"[:300]) from None
+    for ext in extensions:
         if ext.oid.dotted_string == oid:
             value = ext.value
             return value.value if isinstance(value, x509.UnrecognizedExtension) else None

@@ -46,11 +46,6 @@ def test_the_harness_catches_a_foreign_exception_and_a_hang() -> None:
 
 
 @pytest.mark.skipif("attestation-aws-nitro" not in _TARGETS, reason="attestation samples are not next to the repo")
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="found by fuzzing, reported to the attestation owner: a Nitro timestamp "
-                   "past year 9999 ends in failed_step='internal' (datetime overflow in "
-                   "nitro.py) instead of a named 'structure' failure; remove this mark "
-                   "when fixed")
 def test_regression_nitro_timestamp_beyond_year_9999_is_a_structure_failure() -> None:
     target = _TARGETS["attestation-aws-nitro"]
     sample = bytearray(target.seed_bytes()[0])
@@ -60,11 +55,6 @@ def test_regression_nitro_timestamp_beyond_year_9999_is_a_structure_failure() ->
 
 
 @pytest.mark.skipif("attestation-sev-snp" not in _TARGETS, reason="attestation samples are not next to the repo")
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="found by fuzzing, reported to the attestation owner: a VCEK with a "
-                   "duplicated extension makes cryptography raise DuplicateExtension "
-                   "(snp.py iterates cert.extensions) and verify() ends in "
-                   "failed_step='internal'; remove this mark when fixed")
 def test_regression_snp_vcek_with_a_duplicate_extension_is_a_named_failure() -> None:
     target = _TARGETS["attestation-sev-snp"]
     sample = bytearray(target.seed_bytes()[0])
