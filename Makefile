@@ -40,6 +40,8 @@ bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)
 
+FUZZ_ARGS ?= --examples 100000 --jobs 2
+
 fuzz: setup
 	$(PY) -m tests.fuzz.run_all $(FUZZ_ARGS)
 
@@ -48,6 +50,7 @@ lint: setup
 	$(VENV)/bin/mypy teeprover services
 
 audit: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,audit]'
 	$(PY) -m tests.support.audit
 
 k8s-config: setup
