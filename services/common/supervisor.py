@@ -81,8 +81,8 @@ class Supervisor:
         cfg = self.config
         runtime = cfg.runtime_dir or Path(tempfile.mkdtemp(prefix="teeprover-"))
         runtime.mkdir(parents=True, exist_ok=True)
-        changes: dict[str, object] = {"runtime_dir": runtime,
-                                      "hpke_public_key_file": cfg.hpke_public_key_file or runtime / "hpke_public_key.bin"}
+        hpke_file = cfg.hpke_public_key_file or runtime / "hpke_public_key.bin"
+        changes: dict[str, object] = {"runtime_dir": runtime, "hpke_public_key_file": hpke_file}
         if cfg.params_manifest is None and "params" in self.services:
             from services.common import devsetup
 
@@ -100,14 +100,17 @@ class Supervisor:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(cfgmod.PREFIX)}
         common = cfgmod.to_environ(cfg)
         py = sys.executable
-        metrics = cfg.metrics_port
+
+        def metrics_port(offset: int) -> dict[str, str]:
+            # Under `serve all`: prover +1, attestor +2, params +3 (0 keeps them all off).
+            return {"TEEPROVER_METRICS_PORT": str(cfg.metrics_port + offset if cfg.metrics_port else 0)}
+
         specs = {
-            "params": ([py, "-m", "services.params.server"], {"TEEPROVER_METRICS_PORT": str(metrics + 3 if metrics else 0)},
+            "params": ([py, "-m", "services.params.server"], metrics_port(3),
                        lambda: grpc_ready(cfg.params_port, "teeprover.v1.Params")),
-            "attestor": ([py, "-m", "services.attestor.server"],
-                         {"TEEPROVER_METRICS_PORT": str(metrics + 2 if metrics else 0)},
+            "attestor": ([py, "-m", "services.attestor.server"], metrics_port(2),
                          lambda: grpc_ready(cfg.attestor_port, "teeprover.v1.Attestor")),
-            "prover": ([py, "-m", "services.prover.server"], {"TEEPROVER_METRICS_PORT": str(metrics + 1 if metrics else 0)},
+            "prover": ([py, "-m", "services.prover.server"], metrics_port(1),
                        lambda: grpc_ready(cfg.prover_port, "teeprover.v1.Prover")),
             "gateway": ([py, "-m", "services.gateway.server"], {}, lambda: envoy_ready(cfg.admin_port)),
         }

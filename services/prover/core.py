@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from teeprover import __version__
-from teeprover import hpke
+from teeprover import __version__, hpke
 from teeprover.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
 
 CBOR_TYPES = {"application/cbor", "application/octet-stream"}

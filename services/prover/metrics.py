@@ -18,7 +18,6 @@ that ``core.split_proof_reply`` strips again before the reply leaves the prover.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,7 +26,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from services.common.metrics import LATENCY_BUCKETS
-from services.prover.core import PROOF_HEADER
 from services.prover.pool import FINAL_STATES, JobEvent, JobState
 
 log = logging.getLogger("teeprover.prover.jobs")

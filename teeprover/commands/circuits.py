@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teeprover.commands._common import EXIT_INVALID, EXIT_OK, cache_dir, fail, read_input
 from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
+
+if TYPE_CHECKING:
+    from teeprover.groth16.types import VerifyingKey
 
 
 def register(sub: Any) -> None:
@@ -127,15 +130,7 @@ def _prove(args: argparse.Namespace) -> int:
     from teeprover.groth16 import encoding
 
     if args.r1cs or args.wtns or args.zkey:
-        if not (args.r1cs and args.wtns and args.zkey):
-            raise InvalidInput("--r1cs, --wtns and --zkey go together")
-        from teeprover.snarkjs.interop import prove_snarkjs_files
-
-        proof, public, vk = prove_snarkjs_files(args.r1cs, args.wtns, args.zkey)
-        args.out.write_bytes(encoding.encode_proof(proof))
-        if args.snarkjs:
-            _write_snarkjs(args.snarkjs, proof, public, vk)
-        return EXIT_OK
+        return _prove_snarkjs(args)
     if args.circuit is None or args.preimage is None:
         raise InvalidInput("prove needs CIRCUIT and PREIMAGE (or --r1cs/--wtns/--zkey)")
     from teeprover import zkir
@@ -151,6 +146,7 @@ def _prove(args: argparse.Namespace) -> int:
         material = zkir.ProvingKeyMaterial(prover_key=files.prover_key, verifier_key=files.verifier_key,
                                            ir_source=circuit_bytes)
     request = zkir.ProveRequest(preimage, material, None)
+    vk: VerifyingKey | None
     if args.url:
         proof_bytes = _remote_prove(args.url, args.api_key, request, seal=args.seal,
                                     allow_simulated=args.allow_simulated)
@@ -171,6 +167,19 @@ def _prove(args: argparse.Namespace) -> int:
             raise InvalidInput("--snarkjs needs --keys (for verification_key.json)")
         _write_snarkjs(args.snarkjs, proof, public, vk)
     print(f"proof written to {args.out}")
+    return EXIT_OK
+
+
+def _prove_snarkjs(args: argparse.Namespace) -> int:
+    from teeprover.groth16 import encoding
+    from teeprover.snarkjs.interop import prove_snarkjs_files
+
+    if not (args.r1cs and args.wtns and args.zkey):
+        raise InvalidInput("--r1cs, --wtns and --zkey go together")
+    proof, public, vk = prove_snarkjs_files(args.r1cs, args.wtns, args.zkey)
+    args.out.write_bytes(encoding.encode_proof(proof))
+    if args.snarkjs:
+        _write_snarkjs(args.snarkjs, proof, public, vk)
     return EXIT_OK
 
 

@@ -139,7 +139,8 @@ def test_sealed_request_to_the_attested_key(http: httpx.Client, stack: Stack) ->
     import os
 
     from teeprover import hpke
-    from teeprover.attestation import binding_digest, verify as verify_attestation
+    from teeprover.attestation import binding_digest
+    from teeprover.attestation import verify as verify_attestation
 
     nonce = os.urandom(32)
     doc = http.get("/attestation", params={"nonce": nonce.hex()}).json()
