@@ -9,12 +9,13 @@ carries the request id into logs and maps domain errors exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from typing import Any
 
@@ -83,58 +84,43 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             log.exception("unexpected error", extra={"method": method})
         seam.abort(context, exc, rid)
 
+    @contextlib.contextmanager
+    def _call(self, context: grpc.ServicerContext, full_method: str, method: str) -> Iterator[None]:
+        """Around every RPC: request id, auth hook, error seam, metrics and the access log line."""
+        start = time.perf_counter()
+        code = "OK"
+        rid, token = self._enter(context)
+        try:
+            if self.before is not None:
+                self.before(full_method, context)
+            yield
+        except TeeProverError as exc:
+            code = seam.mapping_for(exc).code.name
+            self._fail(context, exc, rid, method)
+        except Exception as exc:  # noqa: BLE001 - the seam must catch everything
+            if _is_abort(exc):
+                code = (context.code() or grpc.StatusCode.UNKNOWN).name
+                raise
+            code = "INTERNAL"
+            self._fail(context, exc, rid, method)
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.REQUESTS.labels(self.service, method, code).inc()
+            metrics.REQUEST_SECONDS.labels(self.service, method).observe(elapsed)
+            log.info("rpc", extra={"method": method, "status": code, "duration_ms": round(elapsed * 1e3, 2)})
+            request_id_var.reset(token)
+
     def _wrap_unary(self, behavior: Callable[..., Any], full_method: str, method: str) -> Callable[..., Any]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            rid, token = "", None
-            try:
-                rid, token = self._enter(context)
-                if self.before is not None:
-                    self.before(full_method, context)
+            with self._call(context, full_method, method):
                 return behavior(request, context)
-            except TeeProverError as exc:
-                code = seam.mapping_for(exc).code.name
-                self._fail(context, exc, rid or str(uuid.uuid4()), method)
-            except Exception as exc:  # noqa: BLE001 - the seam must catch everything
-                if _is_abort(exc):
-                    code = (context.code() or grpc.StatusCode.UNKNOWN).name
-                    raise
-                code = "INTERNAL"
-                self._fail(context, exc, rid or str(uuid.uuid4()), method)
-            finally:
-                metrics.REQUESTS.labels(self.service, method, code).inc()
-                metrics.REQUEST_SECONDS.labels(self.service, method).observe(time.perf_counter() - start)
-                elapsed_ms = round((time.perf_counter() - start) * 1e3, 2)
-                log.info("rpc", extra={"method": method, "status": code, "duration_ms": elapsed_ms})
-                if token is not None:
-                    request_id_var.reset(token)
 
         return wrapper
 
     def _wrap_stream(self, behavior: Callable[..., Any], full_method: str, method: str) -> Callable[..., Any]:
         def wrapper(request: Any, context: grpc.ServicerContext) -> Iterable[Any]:
-            start = time.perf_counter()
-            code = "OK"
-            rid, token = "", None
-            try:
-                rid, token = self._enter(context)
-                if self.before is not None:
-                    self.before(full_method, context)
+            with self._call(context, full_method, method):
                 yield from behavior(request, context)
-            except TeeProverError as exc:
-                code = seam.mapping_for(exc).code.name
-                self._fail(context, exc, rid or str(uuid.uuid4()), method)
-            except Exception as exc:  # noqa: BLE001
-                if _is_abort(exc):
-                    raise
-                code = "INTERNAL"
-                self._fail(context, exc, rid or str(uuid.uuid4()), method)
-            finally:
-                metrics.REQUESTS.labels(self.service, method, code).inc()
-                metrics.REQUEST_SECONDS.labels(self.service, method).observe(time.perf_counter() - start)
-                if token is not None:
-                    request_id_var.reset(token)
 
         return wrapper
 

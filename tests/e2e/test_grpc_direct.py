@@ -74,3 +74,34 @@ def test_params_list_over_grpc(stack: Stack) -> None:
     with channel(stack, "params") as ch:
         reply = params_pb2_grpc.ParamsStub(ch).List(params_pb2.ListRequest(), timeout=5)
     assert isinstance(list(reply.entries), list)
+
+
+def test_params_fetch_streams_progress_and_get_streams_the_verified_file(stack: Stack) -> None:
+    import hashlib
+
+    with channel(stack, "params") as ch:
+        stub = params_pb2_grpc.ParamsStub(ch)
+        progress = list(stub.Fetch(params_pb2.FetchRequest(k=10), timeout=120))
+        assert progress[-1].phase == "done" and progress[-1].bytes_done == progress[-1].bytes_total > 0
+        chunks = list(stub.Get(params_pb2.GetRequest(k=10), timeout=120))
+    data = b"".join(c.data for c in chunks)
+    assert [c.offset for c in chunks] == sorted(c.offset for c in chunks)
+    assert len(data) == chunks[0].total_size
+    # The receiving side checks the hash again, as a prover would.
+    assert hashlib.sha256(data).hexdigest() == chunks[0].sha256
+    assert data[:4] == b"ptau"
+
+
+def test_params_get_unknown_k_is_not_found(stack: Stack) -> None:
+    with channel(stack, "params") as ch:
+        with pytest.raises(grpc.RpcError) as err:
+            list(params_pb2_grpc.ParamsStub(ch).Get(params_pb2.GetRequest(k=23), timeout=30))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_fetch_params_rest_answers_success(stack: Stack) -> None:
+    import httpx
+
+    reply = httpx.get(f"{stack.url}/fetch-params/10", timeout=60)
+    assert reply.status_code == 200 and reply.text == "success"
+    assert reply.headers["content-type"].startswith("text/plain")
