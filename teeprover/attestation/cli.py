@@ -26,6 +26,7 @@ from typing import Any
 
 from ..errors import TeeProverError
 from . import _x509
+from .binding import binding_digest
 from .manifest import ManifestKeys, ManifestPublicKeys, create_manifest, load_manifest, sign_manifest
 from .roots import Roots, default_roots
 from .snp import snp_evidence
@@ -48,7 +49,8 @@ def register(subparsers: Any) -> None:
 
     v = sub.add_parser("verify", help="verify one piece of evidence")
     v.add_argument("file", type=Path)
-    v.add_argument("--platform", required=True, choices=PLATFORMS)
+    v.add_argument("--platform", choices=PLATFORMS,
+                   help="evidence platform (default: the 'platform' of a document saved by `attestation get`)")
     v.add_argument("--at", help="verification instant, RFC 3339 (default: now)")
     v.add_argument("--nonce", help="expected nonce, hex")
     v.add_argument("--report-data", help="expected 64-byte report/user data, hex")
@@ -63,6 +65,12 @@ def register(subparsers: Any) -> None:
     v.add_argument("--allow-debug", action="store_true")
     v.add_argument("--json", action="store_true", help="print the full result as JSON")
     v.set_defaults(func=_cmd_verify)
+
+    g = sub.add_parser("get", help="fetch the server's attestation document (JSON) through the REST API")
+    g.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:6300")
+    g.add_argument("--nonce", help="nonce to bind, hex (default: 32 random bytes)")
+    g.add_argument("-o", "--out", type=Path, help="write the document here (default: stdout)")
+    g.set_defaults(func=_cmd_get)
 
     m = sub.add_parser("manifest", help="measurement manifests (Ed25519 + ML-DSA-65)")
     msub = m.add_subparsers(dest="manifest_command", required=True)
@@ -126,8 +134,63 @@ def _when(text: str | None) -> datetime:
     return when
 
 
+def _cmd_get(args: argparse.Namespace) -> int:
+    import os
+
+    from teeprover.client import Client
+
+    nonce = _hex(args.nonce, "--nonce") if args.nonce else os.urandom(32)
+    with Client(args.url) as client:
+        doc = client.attestation(nonce)
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_VALID
+
+
+def _served_document(raw: bytes) -> dict[str, Any] | None:
+    """A document saved by ``attestation get`` (the ``GET /attestation`` JSON), else None."""
+    if not raw.lstrip().startswith(b"{"):
+        return None
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "attestation" in doc and "platform" in doc else None
+
+
+def _expected_binding(doc: dict[str, Any], nonce: bytes | None) -> bytes | None:
+    """The report data a served document must carry: its binding of the nonce, keys and timestamp."""
+    meta = doc.get("metadata") or {}
+    binding = meta.get("binding") or {}
+    try:
+        return binding_digest(
+            nonce=nonce,
+            tls_spki_sha256=bytes.fromhex(binding["tls_spki_sha256"]) if binding.get("tls_spki_sha256") else None,
+            hpke_public_key=bytes.fromhex(binding["hpke_public_key"]) if binding.get("hpke_public_key") else None,
+            timestamp_ms=int(meta["timestamp_ms"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise _Usage("the document's metadata carries no usable key binding") from None
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     raw = _read(args.file)
+    doc = _served_document(raw)
+    if doc is not None:
+        # A served document: verify its evidence and that the report data binds the served keys.
+        args.platform = args.platform or doc["platform"]
+        if not args.report_data:
+            nonce = _hex(args.nonce, "--nonce") if args.nonce else _hex(doc.get("nonce") or None, "nonce")
+            args.report_data = _expected_binding(doc, nonce).hex()  # type: ignore[union-attr]
+        try:
+            raw = base64.b64decode(doc["attestation"] or "", validate=True)
+        except (binascii.Error, TypeError):
+            raise _Usage("the document's attestation field is not base64") from None
+    if args.platform is None:
+        raise _Usage("--platform is required for raw evidence")
     if args.platform == "sev-snp" and args.vek:
         report = raw if len(raw) == 1184 else _hex(raw.decode(errors="replace").strip(), "report") or b""
         evidence = snp_evidence(report, _read(args.vek), _read(args.ask) if args.ask else None)
