@@ -95,8 +95,10 @@ def snarkjs_ptau(power: int) -> Path:
 def dev_ptau(power: int) -> Path:
     """INSECURE prepared ``.ptau`` from :func:`teeprover.snarkjs.ptau.generate_dev_ptau` (seconds, not hours).
 
-    snarkjs ``groth16 setup`` accepts it (it has no contribution record, so
-    ``powersoftau verify`` refuses it: fine for benchmarks and tests only).
+    It carries one contribution record made with its own (discarded) secrets, so
+    ``snarkjs powersoftau verify`` and ``groth16 setup`` accept it; it is still
+    insecure (one party, nobody can check the secrets were destroyed): benchmarks
+    and tests only.
     """
     from teeprover.snarkjs.ptau import generate_dev_ptau
 

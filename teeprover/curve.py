@@ -85,6 +85,10 @@ def _check_constants() -> None:
     # The two bindings agree on the generators (same compressed bytes).
     assert bytes(_ark.G1().to_compressed_bytes()) == g1_to_bytes(G1())
     assert bytes(_ark.G2().to_compressed_bytes()) == g2_to_bytes(G2())
+    # The fast key path relies on these: all-zero affine bytes are the identity, both ways.
+    assert G1.from_xy_bytes_unchecked_le(bytes(G1_XY_BYTES)) == G1.identity()
+    assert G2.from_xy_bytes_unchecked_le(bytes(G2_XY_BYTES)) == G2.identity()
+    assert g1s_to_xy([G1.identity()]) == bytes(G1_XY_BYTES) and g2s_to_xy([G2.identity()]) == bytes(G2_XY_BYTES)
 
 
 # ---------------------------------------------------------------------------
@@ -298,12 +302,14 @@ def g2_from_affine(x: Fp2, y: Fp2, *, check_subgroup: bool = True) -> G2:
 
 
 def _from_xy_many(data: bytes | bytearray | memoryview, size: int, what: str,
-                  make: Any, ident: Any) -> tuple[Any, ...]:
+                  make: Any, ident: Any, zeros_ok: bool) -> tuple[Any, ...]:
     if len(data) % size:
         raise MalformedEncoding(f"{what} points: length is not a multiple of {size}")
     raw = bytes(data)
-    zero = bytes(size)
     try:
+        if zeros_ok:  # the unchecked constructors read all zeros as the identity themselves
+            return tuple(map(make, [raw[i:i + size] for i in range(0, len(raw), size)]))
+        zero = bytes(size)
         return tuple(ident if raw[i:i + size] == zero else make(raw[i:i + size]) for i in range(0, len(raw), size))
     except (ValueError, OverflowError) as exc:
         raise MalformedEncoding(f"{what} point is not on the curve or not in the subgroup") from exc
@@ -316,13 +322,13 @@ def g1s_from_xy(data: bytes | bytearray | memoryview, *, check_subgroup: bool = 
     check (~70 us a point) only with ``check_subgroup``.
     """
     make = G1.from_xy_bytes_le if check_subgroup else G1.from_xy_bytes_unchecked_le
-    return _from_xy_many(data, G1_XY_BYTES, "G1", make, _G1_ID)
+    return _from_xy_many(data, G1_XY_BYTES, "G1", make, _G1_ID, not check_subgroup)
 
 
 def g2s_from_xy(data: bytes | bytearray | memoryview, *, check_subgroup: bool = True) -> tuple[G2, ...]:
     """G2 points from concatenated 192-byte affine ``x.c0 || x.c1 || y.c0 || y.c1`` (see g1s_from_xy)."""
     make = G2.from_xy_bytes_le if check_subgroup else G2.from_xy_bytes_unchecked_le
-    return _from_xy_many(data, G2_XY_BYTES, "G2", make, _G2_ID)
+    return _from_xy_many(data, G2_XY_BYTES, "G2", make, _G2_ID, not check_subgroup)
 
 
 def g1s_to_xy(points: Sequence[G1]) -> bytes:

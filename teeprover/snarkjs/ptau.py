@@ -143,7 +143,8 @@ class Ptau:
 
     @property
     def has_phase2(self) -> bool:
-        return all(s in self.sections for s in (12, 13, 14, 15))
+        # Setup reads alpha/beta (sections 4-6) as well as the Lagrange sections 12-15.
+        return all(s in self.sections for s in (4, 5, 6, 12, 13, 14, 15))
 
     def lagrange_params(self, n: int) -> LagrangeParams:
         """Phase-2 inputs for a domain of size n (needs the prepared sections 12-15)."""

@@ -64,10 +64,6 @@ def test_regression_snp_vcek_with_a_duplicate_extension_is_a_named_failure() -> 
     _harness.call(target, bytes(sample), _harness.Outcome())
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="found by fuzzing, reported to the snarkjs owner: Ptau.lagrange_params raises KeyError "
-                   "when section 4, 5 or 6 is missing (has_phase2 only checks 12..15) instead of "
-                   "MalformedEncoding; remove this mark when fixed")
 def test_regression_ptau_without_section_6_is_malformed(tmp_path) -> None:
     import random
 
