@@ -27,8 +27,9 @@ $(DESCRIPTOR): $(PROTOS) $(STAMP)
 	$(PY) -m teeprover._protoc
 	@touch $(DESCRIPTOR)
 
+# The embedded default runs with a simulated TEE unless told otherwise.
 run: setup
-	$(VENV)/bin/teeprover serve all
+	TEEPROVER_PLATFORM=$${TEEPROVER_PLATFORM:-simulated} $(VENV)/bin/teeprover serve all
 
 test: setup
 	$(PY) -m pytest -q -m "not slow"

@@ -147,11 +147,14 @@ class Supervisor:
         if cfg.tls_port:
             lines.append(f"  HTTPS:           https://127.0.0.1:{cfg.tls_port}")
         if self.api_key:
+            demo = Path(__file__).resolve().parents[2] / "teeprover" / "circuits" / "demo" / "arithmetic.zkir.json"
             lines.append(f"  development API key: {self.api_key}")
-            lines.append(f"  try: curl -H 'X-API-Key: {self.api_key}' http://127.0.0.1:{cfg.port}/ready")
+            lines.append(f"  try: curl -H 'X-API-Key: {self.api_key}' -H 'content-type: application/json' "
+                         f"--data-binary @{demo} http://127.0.0.1:{cfg.port}/k")
         elif cfg.disable_auth:
             lines.append("  WARNING: authentication is disabled")
-        lines.append(f"  platform: {cfg.platform} · Envoy admin: http://127.0.0.1:{cfg.admin_port} · Ctrl-C stops")
+        platform = cfg.platform + (" (NOT SECURE: development only)" if cfg.platform == "simulated" else "")
+        lines.append(f"  platform: {platform} · Envoy admin: http://127.0.0.1:{cfg.admin_port} · Ctrl-C stops")
         return "\n".join(lines)
 
     def watch(self) -> None:
