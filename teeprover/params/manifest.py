@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from teeprover._json import strict_loads
 from teeprover.errors import InvalidInput, MalformedEncoding, NotFound
 from teeprover.params._fileio import atomic_write_bytes
 
@@ -165,10 +166,7 @@ def parse_manifest(data: bytes | str) -> Manifest:
     """Decode and validate a manifest; see the module docstring for the schema and errors."""
     if len(data) > MAX_MANIFEST_BYTES:
         raise MalformedEncoding("manifest larger than 1 MiB")
-    try:
-        doc = json.loads(data, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise MalformedEncoding(f"manifest is not valid JSON: {exc}") from None
+    doc = strict_loads(data, "manifest")
     if not isinstance(doc, dict):
         raise MalformedEncoding("manifest must be a JSON object")
     _check_keys(doc, _TOP_KEYS, _TOP_REQUIRED, "manifest")
@@ -231,12 +229,3 @@ def _check_keys(obj: Mapping[str, Any], allowed: Iterable[str], required: Iterab
     missing = sorted(set(required) - set(obj))
     if missing:
         raise MalformedEncoding(f"{where}: missing keys {missing}")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise MalformedEncoding(f"duplicate JSON key {key!r} in manifest")
-        out[key] = value
-    return out

@@ -15,6 +15,7 @@ from typing import Any
 
 import cbor2
 
+from teeprover._json import strict_loads
 from teeprover.errors import MalformedEncoding, PayloadTooLarge
 from teeprover.r1cs import R
 
@@ -82,25 +83,8 @@ def cbor_dumps(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def json_loads(data: bytes, what: str) -> Any:
-    try:
-        text = bytes(data).decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
-    except (Exception, RecursionError) as exc:
-        raise MalformedEncoding(f"{what}: invalid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
+    return strict_loads(data, what)
 
 
 def json_dumps(value: Any) -> bytes:
