@@ -132,19 +132,23 @@ def bench_k(k: int, runs: int, log: Callable[[str], None], ptau: Path | None = N
         raise RuntimeError(f"k={k}: circuit has {r1cs.num_constraints} constraints, {r1cs.num_public} public")
     out = c.folder / "runs"
     snark, ours = [], []
+    loads: list[float] = []  # 1-minute load average before each measurement (other test suites share the cores)
     for i in range(runs):
         d = out / f"snarkjs{i}"
         d.mkdir(parents=True, exist_ok=True)
+        loads.append(os.getloadavg()[0])
         snark.append(measure(snarkjs_argv(c, d)))
         d = out / f"ours{i}"
         d.mkdir(parents=True, exist_ok=True)
+        loads.append(os.getloadavg()[0])
         ours.append(measure(our_prover_argv(c, d)))
         if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
             raise RuntimeError(f"k={k}: snarkjs rejects our proof (run {i})")
         theirs = out / f"snarkjs{i}"
         if not _circom.snarkjs_verify(c.vk_json, theirs / "public.json", theirs / "proof.json"):
             raise RuntimeError(f"k={k}: snarkjs rejects its own proof (run {i})")
-        log(f"  k={k} run {i}: snarkjs {snark[-1].wall_s:.2f}s, ours {ours[-1].wall_s:.2f}s (verified)")
+        log(f"  k={k} run {i}: snarkjs {snark[-1].wall_s:.2f}s, ours {ours[-1].wall_s:.2f}s (verified; "
+            f"load {loads[-2]:.2f} / {loads[-1]:.2f})")
     load_s, msm_seq_s, floor_s = msm_floor(c, runs)
     med = statistics.median
     row: dict[str, Any] = {
@@ -155,21 +159,27 @@ def bench_k(k: int, runs: int, log: Callable[[str], None], ptau: Path | None = N
         "ours": {"runs": [asdict(r) for r in ours], "median_s": med(r.wall_s for r in ours),
                  "rss_mib": max(r.rss_mib for r in ours), "cpu_per_wall": med(r.cpu_s / r.wall_s for r in ours)},
         "zkey_load_s": load_s, "msm_sequential_s": msm_seq_s, "msm_floor_s": floor_s, "verified_by_snarkjs": runs,
+        "loadavg_1min": {"before_each_run": loads, "min": min(loads), "max": max(loads)},
     }
     row["ratio"] = row["ours"]["median_s"] / row["snarkjs"]["median_s"]
     return row
 
 
 def markdown(rows: list[dict[str, Any]], runs: int) -> str:
-    head = ("| k | constraints | snarkjs prove | snarkjs RSS | ours (whole process) | ours RSS | ours / snarkjs "
-            "| zkey load (ours) | MSM floor | our proofs verified by snarkjs |\n"
-            "|---|---|---|---|---|---|---|---|---|---|\n")
-    lines = [
-        f"| {r['k']} | {r['constraints']:,} | {r['snarkjs']['median_s']:.2f} s | {r['snarkjs']['rss_mib']:.0f} MiB "
-        f"| {r['ours']['median_s']:.2f} s | {r['ours']['rss_mib']:.0f} MiB | {r['ratio']:.2f}x "
-        f"| {r['zkey_load_s']:.2f} s | {r['msm_floor_s']:.2f} s | {r['verified_by_snarkjs']}/{runs} |"
-        for r in rows
-    ]
+    head = ("| k | constraints | snarkjs prove | snarkjs RSS | ours (whole process) | ours RSS | snarkjs / ours "
+            "| zkey load (ours, in-process) | MSM floor | ours above floor | load avg (1 min) "
+            "| our proofs verified by snarkjs |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+    lines = []
+    for r in rows:
+        ours, floor = r["ours"]["median_s"], r["msm_floor_s"]
+        load = r.get("loadavg_1min", {})
+        lines.append(
+            f"| {r['k']} | {r['constraints']:,} | {r['snarkjs']['median_s']:.2f} s | {r['snarkjs']['rss_mib']:.0f} MiB "
+            f"| {ours:.2f} s | {r['ours']['rss_mib']:.0f} MiB | {1 / r['ratio']:.2f}x "
+            f"| {r['zkey_load_s']:.2f} s | {floor:.2f} s | {ours - floor:+.2f} s ({100 * (ours - floor) / ours:.0f}%) "
+            f"| {load.get('min', float('nan')):.2f}-{load.get('max', float('nan')):.2f} "
+            f"| {r['verified_by_snarkjs']}/{runs} |")
     return head + "\n".join(lines) + "\n"
 
 
@@ -232,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
     meta = {"timestamp": stamp, "cpus": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(), "node": node, "tools": _circom.TOOLS, "runs": args.runs,
-            "our_prover": "python -c interop.prove_snarkjs_files (whole process)",
+            "our_prover": "teeprover prove --r1cs --wtns --zkey (whole process, bench.run.our_prover_argv)",
             "command": " ".join(["python -m bench.run", *(sys.argv[1:] if argv is None else argv)])}
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     table = markdown(rows, args.runs)

@@ -12,30 +12,36 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Modules that add subcommands: each has ``register(subparsers)``.
-_COMMAND_MODULES = (
-    "teeprover.commands.serve",
-    "teeprover.commands.circuits",
-    "teeprover.commands.params",
-    "teeprover.attestation.cli",
-    "teeprover.commands.keys",
-    "teeprover.commands.certs",
-)
+# Modules that add subcommands (each has ``register(subparsers)``), by the commands they add.
+_COMMAND_MODULES = {
+    "teeprover.commands.serve": ("serve",),
+    "teeprover.commands.circuits": ("setup", "prove", "verify", "k", "check"),
+    "teeprover.commands.params": ("params",),
+    "teeprover.attestation.cli": ("attestation",),
+    "teeprover.commands.keys": ("keys",),
+    "teeprover.commands.certs": ("certs",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only the module that owns it is imported (start-up time counts:
+    `teeprover prove` is measured as a whole process against snarkjs)."""
     parser = argparse.ArgumentParser(
         prog="teeprover", description="Groth16 (BLS12-381) proofs for wallets, from inside a TEE."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in _COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for name, commands in _COMMAND_MODULES.items():
+        if command is None or command in commands:
+            importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    first = args_list[0] if args_list else None
+    known = {c for commands in _COMMAND_MODULES.values() for c in commands}
+    parser = build_parser(first if first in known else None)
+    args = parser.parse_args(args_list)
     if args.command == "attestation":
         from teeprover.attestation import cli as attestation_cli
 

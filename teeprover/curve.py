@@ -39,7 +39,7 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import ark_algebra_py as _ark
 import py_arkworks_bls12381 as _pya
@@ -48,9 +48,15 @@ from teeprover.errors import MalformedEncoding
 
 G1 = _pya.G1Point
 G2 = _pya.G2Point
-GT = _ark.GT
-Scalar = _ark.Scalar
 MsmScalar = _pya.Scalar
+# ark-algebra-py ships no type information: for mypy its classes are ``Any`` (explicit aliases, so they
+# are valid in annotations); at run time they are the library classes.
+if TYPE_CHECKING:
+    GT: TypeAlias = Any
+    Scalar: TypeAlias = Any
+else:
+    GT = _ark.GT
+    Scalar = _ark.Scalar
 
 # ---------------------------------------------------------------------------
 # Constants, checked against the libraries at import (py_ecc's field_properties style).
@@ -331,6 +337,75 @@ def g2s_from_xy(data: bytes | bytearray | memoryview, *, check_subgroup: bool = 
     return _from_xy_many(data, G2_XY_BYTES, "G2", make, _G2_ID, not check_subgroup)
 
 
+_P_TOP = P >> 376  # top byte of p (0x1a): a 48-byte LE coordinate with a smaller top byte is < p
+
+
+def _check_below_p(data: bytes, what: str) -> None:
+    """Every 48-byte LE coordinate of ``data`` is < p (one C-speed pass over the top bytes, then only
+    the few coordinates whose top byte equals p's are compared as integers)."""
+    top = data[47::48]
+    if not top or max(top) < _P_TOP:
+        return
+    if max(top) > _P_TOP:
+        raise MalformedEncoding(f"{what} coordinate is not reduced modulo p")
+    mark = bytes([_P_TOP])
+    i = top.find(mark)
+    while i != -1:
+        if int.from_bytes(data[48 * i:48 * i + 48], "little") >= P:
+            raise MalformedEncoding(f"{what} coordinate is not reduced modulo p")
+        i = top.find(mark, i + 1)
+
+
+def zero_chunks(data: bytes, size: int) -> list[int]:
+    """Indices of the all-zero ``size``-byte chunks of ``data`` (the identity points of an affine
+    ``x || y`` array), found by C-speed searches rather than a Python test per point."""
+    zero = bytes(size)
+    out = []
+    i = data.find(zero)
+    while i != -1:
+        if i % size == 0:
+            out.append(i // size)
+            i = data.find(zero, i + size)
+        else:
+            i = data.find(zero, i - i % size + size)
+    return out
+
+
+def _points_times(data: bytes | bytearray | memoryview, k: int, size: int, what: str, make: Any) -> tuple[Any, ...]:
+    raw = bytes(data)
+    if len(raw) % size:
+        raise MalformedEncoding(f"{what} points: length is not a multiple of {size}")
+    _check_below_p(raw, what)
+    frm, p = int.from_bytes, P
+    try:
+        if size == G1_XY_BYTES:
+            return tuple([make((frm(raw[o:o + 48], "little") * k % p).to_bytes(48, "little")
+                               + (frm(raw[o + 48:o + 96], "little") * k % p).to_bytes(48, "little"))
+                          for o in range(0, len(raw), 96)])
+        return tuple([make((frm(raw[o:o + 48], "little") * k % p).to_bytes(48, "little")
+                           + (frm(raw[o + 48:o + 96], "little") * k % p).to_bytes(48, "little")
+                           + (frm(raw[o + 96:o + 144], "little") * k % p).to_bytes(48, "little")
+                           + (frm(raw[o + 144:o + 192], "little") * k % p).to_bytes(48, "little"))
+                      for o in range(0, len(raw), 192)])
+    except (ValueError, OverflowError) as exc:
+        raise MalformedEncoding(f"{what} point is not on the curve") from exc
+
+
+def g1s_from_xy_times(data: bytes | bytearray | memoryview, k: int) -> tuple[G1, ...]:
+    """:func:`g1s_from_xy` (no subgroup check) of the coordinates times ``k`` mod p.
+
+    With ``k = 2^-384 mod p`` this reads ffjavascript's Montgomery-form points (snarkjs ``.zkey``):
+    each coordinate must be < p (checked), the product goes straight into the native constructor
+    (curve equation checked there), all zeros stay the identity.
+    """
+    return _points_times(data, k, G1_XY_BYTES, "G1", G1.from_xy_bytes_unchecked_le)
+
+
+def g2s_from_xy_times(data: bytes | bytearray | memoryview, k: int) -> tuple[G2, ...]:
+    """:func:`g2s_from_xy` (no subgroup check) of the coordinates times ``k`` mod p (see g1s_from_xy_times)."""
+    return _points_times(data, k, G2_XY_BYTES, "G2", G2.from_xy_bytes_unchecked_le)
+
+
 def g1s_to_xy(points: Sequence[G1]) -> bytes:
     """Inverse of :func:`g1s_from_xy` (a point that is not affine yet costs one inversion)."""
     return b"".join([p.to_xy_bytes_le() for p in points])
@@ -590,13 +665,17 @@ def fft_native(coeffs: list[Scalar], n: int) -> list[Scalar]:
 
 
 def powers(base: int, count: int) -> list[Scalar]:
-    """[base^0, ..., base^(count-1)] as library scalars."""
-    out = []
-    acc = 1
-    for _ in range(count):
-        out.append(acc)
-        acc = acc * base % R
-    return frs(out)
+    """[base^0, ..., base^(count-1)] as library scalars (native multiplications: no Python ints to convert)."""
+    if count <= 0:
+        return []
+    b = fr(base)
+    acc = Scalar.one()
+    out = [acc]
+    add = out.append
+    for _ in range(count - 1):
+        acc = acc * b
+        add(acc)
+    return out
 
 
 def scale(coeffs: Sequence[Scalar], pows: Sequence[Scalar]) -> list[Scalar]:
@@ -613,7 +692,8 @@ __all__ = [
     "g1_generator", "g2_generator", "g1_identity", "g2_identity", "g1_mul", "g2_mul",
     "g1_to_bytes", "g2_to_bytes", "g1_from_bytes", "g2_from_bytes", "g1_is_identity", "g2_is_identity",
     "g1_to_affine", "g2_to_affine", "g1_from_affine", "g2_from_affine",
-    "g1s_from_xy", "g2s_from_xy", "g1s_to_xy", "g2s_to_xy",
+    "g1s_from_xy", "g2s_from_xy", "g1s_to_xy", "g2s_to_xy", "g1s_from_xy_times", "g2s_from_xy_times",
+    "zero_chunks",
     "msm_g1", "msm_g2", "g1_scale_all", "g2_scale_all", "g1_mul_many", "g2_mul_many", "pairing", "pairing_check",
     "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",
 ]

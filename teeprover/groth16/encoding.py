@@ -74,7 +74,7 @@ def _untag(obj: Any, tag: int, what: str, n_fields: int) -> list[Any]:
         raise MalformedEncoding(f"unsupported {what} version")
     if len(body) != n_fields + 1:
         raise MalformedEncoding(f"{what}: expected {n_fields} fields")
-    return body[1:]
+    return list(body[1:])
 
 
 def _bstr(x: Any, what: str) -> bytes:

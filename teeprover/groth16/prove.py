@@ -22,6 +22,7 @@ import os
 import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import cached_property
 from threading import Lock
 from typing import Any
 
@@ -56,8 +57,15 @@ def _executor() -> ThreadPoolExecutor:
 class _Query:
     """One MSM's bases with the identity points left out (``idx``: the variables kept, None = all)."""
 
-    def __init__(self, points: Sequence[Any], is_identity: Any, offset: int = 0) -> None:
-        keep = [i for i, p in enumerate(points) if not is_identity(p)]
+    def __init__(self, points: Sequence[Any], is_identity: Any, offset: int = 0,
+                 identities: list[int] | None = None) -> None:
+        if identities is None:
+            keep = [i for i, p in enumerate(points) if not is_identity(p)]
+        elif not identities:
+            keep = list(range(len(points)))
+        else:
+            drop = set(identities)
+            keep = [i for i in range(len(points)) if i not in drop]
         self.idx: list[int] | None = None if len(keep) == len(points) and offset == 0 else [i + offset for i in keep]
         self.points = [points[i] for i in keep]
 
@@ -77,16 +85,33 @@ class _Query:
 
 
 class _Bases:
-    """Everything the prover needs from a key besides the QAP data, in the form the MSM takes."""
+    """Everything the prover needs from a key besides the QAP data, in the form the MSM takes (each built on
+    first use: a prover whose witness-only MSMs were started early (:class:`EarlyMsms`) only needs ``h``)."""
 
     def __init__(self, pk: ProvingKey, prep: qap._Prepared) -> None:
-        g1_id, g2_id = curve.g1_is_identity, curve.g2_is_identity
-        self.a = _Query(pk.a_query, g1_id)
-        self.b1 = _Query(pk.b_g1_query, g1_id)
-        self.b2 = _Query(pk.b_g2_query, g2_id)
-        self.c = _Query(pk.c_query, g1_id, offset=pk.num_public + 1)
-        h = pk.h_query
-        self.h = [h[i] for i in prep.h_order]  # native FFT order (see qap.witness_map_native)
+        self._pk = pk
+        self._prep = prep
+
+    @cached_property
+    def a(self) -> _Query:
+        return _Query(self._pk.a_query, curve.g1_is_identity)
+
+    @cached_property
+    def b1(self) -> _Query:
+        return _Query(self._pk.b_g1_query, curve.g1_is_identity)
+
+    @cached_property
+    def b2(self) -> _Query:
+        return _Query(self._pk.b_g2_query, curve.g2_is_identity)
+
+    @cached_property
+    def c(self) -> _Query:
+        return _Query(self._pk.c_query, curve.g1_is_identity, offset=self._pk.num_public + 1)
+
+    @cached_property
+    def h(self) -> list[Any]:
+        h = self._pk.h_query
+        return [h[i] for i in self._prep.h_order]  # native FFT order (see qap.witness_map_native)
 
 
 def _bases(pk: ProvingKey, prep: qap._Prepared) -> _Bases:
@@ -117,30 +142,86 @@ def _total(futures: list[Future[Any]], zero: Any) -> Any:
     return acc
 
 
-def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
-    """Deterministic proof for a full witness ``z`` (``z[0] == 1``, then public inputs, then private)."""
+def _witness(witness: Sequence[int]) -> list[int]:
+    z = [int(x) % R for x in witness]
+    if not z or z[0] != 1:
+        raise CircuitError("witness[0] must be 1")
+    return z
+
+
+class EarlyMsms:
+    """The four MSMs that need only the witness (A, B1, B2 in G2, C), started while the key is still loading.
+
+    Pass :meth:`on_query` as ``read_zkey(on_query=...)``: each MSM goes to the thread pool as soon as its
+    bases are decoded (B2 first, the longest), so the rest of the key decoding, the circuit checks and
+    the witness map run on the other core meanwhile; then ``prove(pk, witness, r, s, early=this)``.
+    Nothing here is a result until :func:`prove` has checked the witness against the key: a caller that
+    gives up calls :meth:`cancel`.
+    """
+
+    def __init__(self, witness: Sequence[int], num_public: int) -> None:
+        self.z = _witness(witness)
+        self.zs = curve.msm_scalars(self.z)
+        self.nonzero = [x != 0 for x in self.z] if 0 in self.z else None
+        self.num_public = num_public
+        self.futures: dict[str, list[Future[Any]]] = {}
+        # ``qap.evaluations_native`` of this witness on the key, if the caller computed it while checking
+        # the witness against the circuit (it must be exactly that: it goes into the witness map).
+        self.evals: tuple[list[int], list[int]] | None = None
+
+    def on_query(self, name: str, points: Sequence[Any], identities: list[int] | None = None) -> None:
+        """Start the MSM of query ``name`` ("a", "b1", "b2", "c"; others ignored) over ``points``.
+
+        ``identities``: the indices of the identity points, if the caller knows them (else each point is
+        tested).  A query of the wrong length is not started (``prove`` then reports the mismatch).
+        """
+        n = len(self.z)
+        if name == "b2" and len(points) == n:
+            q = _Query(points, curve.g2_is_identity, identities=identities)
+            self.futures[name] = _msm_sum(curve.msm_g2, _chunks(*q.scalars(self.zs, self.nonzero), _WORKERS // 2))
+        elif name in ("a", "b1") and len(points) == n:
+            q = _Query(points, curve.g1_is_identity, identities=identities)
+            self.futures[name] = _msm_sum(curve.msm_g1, [q.scalars(self.zs, self.nonzero)])
+        elif name == "c" and len(points) == n - self.num_public - 1:
+            q = _Query(points, curve.g1_is_identity, offset=self.num_public + 1, identities=identities)
+            self.futures[name] = _msm_sum(curve.msm_g1, [q.scalars(self.zs, self.nonzero)])
+
+    def cancel(self) -> None:
+        for fs in self.futures.values():
+            for f in fs:
+                f.cancel()
+
+
+def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int, *, early: EarlyMsms | None = None) -> Proof:
+    """Deterministic proof for a full witness ``z`` (``z[0] == 1``, then public inputs, then private).
+
+    ``early``: MSMs already started on this key's queries with this witness (see :class:`EarlyMsms`).
+    """
     if len(witness) != pk.num_variables:
         raise InvalidInput(f"witness has {len(witness)} values, the key expects {pk.num_variables}")
-    z = [int(x) % R for x in witness]
-    if z[0] != 1:
-        raise CircuitError("witness[0] must be 1")
+    z = _witness(witness)
     if not (0 <= r < R and 0 <= s < R):
         raise InvalidInput("r and s must be field elements")
+    started: dict[str, list[Future[Any]]] = {}
+    if early is not None:
+        if early.z != z or early.num_public != pk.num_public:
+            raise InvalidInput("the early MSMs were started for another witness")
+        started = early.futures
 
     prep = qap.prepare(pk.coeffs, pk.domain_size, pk._cache)
     bases = _bases(pk, prep)
-    zs = curve.msm_scalars(z)
-    nonzero = [x != 0 for x in z] if 0 in z else None
+    zs = early.zs if early is not None else curve.msm_scalars(z)
+    nonzero = early.nonzero if early is not None else ([x != 0 for x in z] if 0 in z else None)
 
     # G2 first (the longest: ~3 G1 MSMs), then the G1 ones; H, ready last, in one chunk per thread so
     # the threads finish together.  Splitting an MSM costs ~10% more CPU, so G2 is split only when
     # there are more than two threads.
-    b2_f = _msm_sum(curve.msm_g2, _chunks(*bases.b2.scalars(zs, nonzero), _WORKERS // 2))
-    a_f = _msm_sum(curve.msm_g1, [bases.a.scalars(zs, nonzero)])
-    b1_f = _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
-    c_f = _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
+    b2_f = started.get("b2") or _msm_sum(curve.msm_g2, _chunks(*bases.b2.scalars(zs, nonzero), _WORKERS // 2))
+    a_f = started.get("a") or _msm_sum(curve.msm_g1, [bases.a.scalars(zs, nonzero)])
+    b1_f = started.get("b1") or _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
+    c_f = started.get("c") or _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
     try:
-        h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z))
+        h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z, early.evals if early is not None else None))
         h_f = _msm_sum(curve.msm_g1, _chunks(bases.h, h, _WORKERS))
     except BaseException:
         for f in (*b2_f, *a_f, *b1_f, *c_f):
@@ -161,9 +242,9 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
     return Proof(a=pi_a, b=pi_b, c=pi_c)
 
 
-def create_random_proof(pk: ProvingKey, witness: Sequence[int]) -> Proof:
+def create_random_proof(pk: ProvingKey, witness: Sequence[int], *, early: EarlyMsms | None = None) -> Proof:
     """A zero-knowledge proof with fresh ``r, s`` from the OS RNG (never stored)."""
-    return prove(pk, witness, secrets.randbelow(R), secrets.randbelow(R))
+    return prove(pk, witness, secrets.randbelow(R), secrets.randbelow(R), early=early)
 
 
-__all__ = ["prove", "create_random_proof"]
+__all__ = ["prove", "create_random_proof", "EarlyMsms"]

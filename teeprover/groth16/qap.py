@@ -58,10 +58,24 @@ class _Prepared:
         self.b1 = [(pos[c.constraint], c.signal) for c in coeffs if c.matrix == 1 and c.value == 1]
         self.a = [(pos[c.constraint], c.signal, c.value) for c in coeffs if c.matrix == 0 and c.value != 1]
         self.b = [(pos[c.constraint], c.signal, c.value) for c in coeffs if c.matrix == 1 and c.value != 1]
+        self._domain_data(to_native)
+
+    def _domain_data(self, to_native: list[int]) -> None:
         # p(x) -> p(w_2n x): coefficient k times w_2n^k
-        self.odd_shift = curve.powers(curve.root_of_unity(2 * n), n)
+        self.odd_shift = curve.powers(curve.root_of_unity(2 * self.n), self.n)
         # native output slot m is snarkjs's D(w_2n^(2i+1)) with i = m * j^-1 mod n
         self.h_order = list(to_native)
+
+    @classmethod
+    def from_entries(cls, n: int, a1: list[tuple[int, int]], b1: list[tuple[int, int]],
+                     a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> _Prepared:
+        """From entries already in the attribute layout (slots from :func:`teeprover.curve.native_order`;
+        values in ``a``/``b`` reduced and != 1): what a caller that parsed the matrices itself builds."""
+        self = cls.__new__(cls)
+        self.n = n
+        self.a1, self.b1, self.a, self.b = a1, b1, a, b
+        self._domain_data(curve.native_order(n)[1])
+        return self
 
 
 def prepare(coeffs: Sequence[Coeff], domain_size: int, cache: dict[str, object] | None = None) -> _Prepared:
@@ -83,8 +97,8 @@ def _odd_coset_native(evals_native: list[Scalar], prep: _Prepared) -> list[Scala
     return curve.fft_native([c * p for c, p in zip(coeffs, prep.odd_shift, strict=False)], prep.n)
 
 
-def witness_map_native(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
-    """``D`` on the odd coset in native order: entry m pairs with H point ``prep.h_order[m]``."""
+def evaluations_native(prep: _Prepared, witness: Sequence[int]) -> tuple[list[int], list[int]]:
+    """``(A z, B z)`` on the domain, native order (not reduced)."""
     n = prep.n
     acc_a = [0] * n
     acc_b = [0] * n
@@ -96,6 +110,16 @@ def witness_map_native(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:
         acc_a[c] += v * witness[s]
     for c, s, v in prep.b:
         acc_b[c] += v * witness[s]
+    return acc_a, acc_b
+
+
+def witness_map_native(prep: _Prepared, witness: Sequence[int],
+                       evals: tuple[list[int], list[int]] | None = None) -> list[Scalar]:
+    """``D`` on the odd coset in native order: entry m pairs with H point ``prep.h_order[m]``.
+
+    ``evals``: :func:`evaluations_native` of this witness when the caller already has it.
+    """
+    acc_a, acc_b = evals if evals is not None else evaluations_native(prep, witness)
     a_t = curve.frs(acc_a)
     b_t = curve.frs(acc_b)
     c_t = [x * y for x, y in zip(a_t, b_t, strict=True)]

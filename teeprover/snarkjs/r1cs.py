@@ -14,6 +14,7 @@ variable layout of :mod:`teeprover.r1cs`.  The field must be BLS12-381's ``r``
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 from teeprover.errors import MalformedEncoding
@@ -54,7 +55,20 @@ def read_r1cs(path: str | Path) -> R1CS:
     return _decode(_binfile.read_path(path, "r1cs", versions=(1,), what=_WHAT))
 
 
-def _decode(bf: _binfile.BinFile) -> R1CS:
+@dataclass(frozen=True)
+class Header:
+    num_variables: int  # wires, including the constant
+    num_public: int
+    num_constraints: int
+
+    def domain_size(self) -> int:
+        """As :meth:`teeprover.r1cs.R1CS.domain_size`."""
+        need = self.num_constraints + self.num_public + 1
+        return 1 << (need - 1).bit_length()
+
+
+def _header(bf: _binfile.BinFile) -> Header:
+    """Everything but the constraints themselves: header, custom gates refused, wire map size."""
     if bf.has(4) or bf.has(5):
         raise MalformedEncoding(f"{_WHAT}: custom gates (PLONK) are not supported by Groth16")
     hd = _binfile.Reader(bf.section(1, what=_WHAT), f"{_WHAT} header")
@@ -72,7 +86,27 @@ def _decode(bf: _binfile.BinFile) -> R1CS:
         raise MalformedEncoding(f"{_WHAT}: inconsistent sizes ({n_wires} wires, {n_public} public)")
     if n_constraints > MAX_CONSTRAINTS:
         raise MalformedEncoding(f"{_WHAT}: {n_constraints} constraints is above the supported maximum")
+    if bf.has(3):
+        m = bf.section(3, what=_WHAT)
+        if len(m) != 8 * n_wires:
+            raise MalformedEncoding(f"{_WHAT}: wire map has {len(m)} bytes, expected {8 * n_wires}")
+    return Header(num_variables=n_wires, num_public=n_public, num_constraints=n_constraints)
 
+
+def read_r1cs_raw(path: str | Path) -> tuple[Header, memoryview]:
+    """The checked header and the undecoded constraint section (2) of a ``.r1cs`` file.
+
+    For a caller that walks the constraints itself (``teeprover.snarkjs.interop``'s fast path) and
+    must then check every row as :func:`read_r1cs` does: wires ``< num_variables``, coefficients
+    ``< r``, the section consumed exactly.
+    """
+    bf = _binfile.read_path(path, "r1cs", versions=(1,), what=_WHAT)
+    return _header(bf), bf.section(2, what=_WHAT)
+
+
+def _decode(bf: _binfile.BinFile) -> R1CS:
+    hdr = _header(bf)
+    n_wires, n_constraints = hdr.num_variables, hdr.num_constraints
     rd = _binfile.Reader(bf.section(2, what=_WHAT), f"{_WHAT} constraints")
     if n_constraints > rd.remaining() // 12:  # each constraint has at least three row counts
         raise MalformedEncoding(f"{_WHAT}: header claims {n_constraints} constraints, more than the section holds")
@@ -83,11 +117,7 @@ def _decode(bf: _binfile.BinFile) -> R1CS:
         c = _row(rd, n_wires)
         constraints.append(Constraint(a=a, b=b, c=c))
     rd.end()
-    if bf.has(3):
-        m = bf.section(3, what=_WHAT)
-        if len(m) != 8 * n_wires:
-            raise MalformedEncoding(f"{_WHAT}: wire map has {len(m)} bytes, expected {8 * n_wires}")
-    return R1CS(num_variables=n_wires, num_public=n_public, constraints=tuple(constraints))
+    return R1CS(num_variables=n_wires, num_public=hdr.num_public, constraints=tuple(constraints))
 
 
 def _row_bytes(row: Row) -> bytes:
@@ -105,4 +135,4 @@ def r1cs_to_bytes(r1cs: R1CS) -> bytes:
     return _binfile.build("r1cs", 1, [(1, header), (2, cons), (3, wire_map)])
 
 
-__all__ = ["parse_r1cs", "read_r1cs", "r1cs_to_bytes", "MAX_CONSTRAINTS", "MAX_WIRES"]
+__all__ = ["parse_r1cs", "read_r1cs", "read_r1cs_raw", "Header", "r1cs_to_bytes", "MAX_CONSTRAINTS", "MAX_WIRES"]

@@ -34,8 +34,13 @@ bulk affine constructors (:func:`teeprover.curve.g1s_from_xy` /
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from teeprover import curve
 from teeprover.curve import P, R
@@ -59,9 +64,9 @@ _RR2_INV = pow(_RR * _RR, -1, R)
 
 # --- points ------------------------------------------------------------------------
 
-def _standard_form(buf: memoryview, what: str) -> bytes:
+def _standard_form(buf: bytes | memoryview, what: str) -> bytes:
     """48-byte Montgomery coordinates -> 48-byte standard form (both LE); each must be < q."""
-    raw = buf.tobytes()
+    raw = bytes(buf)
     frm = int.from_bytes
     ms = [frm(raw[o:o + _N8Q], "little") for o in range(0, len(raw), _N8Q)]
     if ms and max(ms) >= P:
@@ -70,19 +75,23 @@ def _standard_form(buf: memoryview, what: str) -> bytes:
     return b"".join([(m * rinv % p).to_bytes(_N8Q, "little") for m in ms])
 
 
-def _g1_array(buf: memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G1, ...]:
+def _g1_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G1, ...]:
     if len(buf) != count * _G1S:
         raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G1 points")
     try:
+        if not check_subgroup:  # the bulk queries: Montgomery conversion fused with construction
+            return curve.g1s_from_xy_times(buf, _RQ_INV)
         return curve.g1s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:
         raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
 
 
-def _g2_array(buf: memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G2, ...]:
+def _g2_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G2, ...]:
     if len(buf) != count * _G2S:
         raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G2 points")
     try:
+        if not check_subgroup:
+            return curve.g2s_from_xy_times(buf, _RQ_INV)
         return curve.g2s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:
         raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
@@ -103,18 +112,99 @@ def _g2_to_lem(pt: curve.G2) -> bytes:
     return b"".join((c * _RQ % P).to_bytes(48, "little") for c in (x0, x1, y0, y1))
 
 
+class _ChildConversion:
+    """Converts Montgomery coordinates to standard form in a forked child process (see :meth:`start`)."""
+
+    def __init__(self, pid: int, rfd: int) -> None:
+        self.pid, self.rfd = pid, rfd
+
+    @classmethod
+    def start(cls, buf: memoryview) -> _ChildConversion | None:
+        """``None`` when forking is not safe here: only a single-threaded process forks (no lock can be
+        held by another thread), and the child only does integer arithmetic, writes its pipe and
+        leaves with ``os._exit``."""
+        if not hasattr(os, "fork") or threading.active_count() != 1:
+            return None
+        try:
+            rfd, wfd = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(rfd)
+            os.close(wfd)
+            return None
+        if pid == 0:  # the child
+            code = 1
+            try:
+                os.close(rfd)
+                out = memoryview(_standard_form(buf, "B2"))
+                while out:
+                    out = out[os.write(wfd, out):]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(wfd)
+        return cls(pid, rfd)
+
+    def result(self) -> bytes | None:
+        """The converted bytes, or ``None`` if the child failed (e.g. a coordinate >= q: the caller then
+        converts in-process and raises the precise error).  Waits for the child; call once."""
+        chunks = []
+        try:
+            while chunk := os.read(self.rfd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            self.close(kill=False)  # end of file: the child has written everything and is exiting
+        return b"".join(chunks) if self.ok else None
+
+    def close(self, *, kill: bool = True) -> None:
+        """Reap the child (killing it first unless its result was read); idempotent."""
+        if self.rfd < 0:
+            return
+        os.close(self.rfd)
+        self.rfd = -1
+        if kill:
+            try:
+                os.kill(self.pid, signal.SIGKILL)  # still our unreaped child: the pid cannot be reused
+            except OSError:
+                pass
+        _, status = os.waitpid(self.pid, 0)
+        self.ok = os.waitstatus_to_exitcode(status) == 0
+
+    ok = False
+
+
 # --- reading -------------------------------------------------------------------------
 
-def parse_zkey(data: bytes | bytearray | memoryview, *, check_subgroup: bool = False) -> ProvingKey:
+# Called with (name, points, identity_indices) as soon as a bulk query is decoded, in the order
+# "a", "b2", "b1", "c", "h" (the first MSM can start early, the long G2 one soon after, H, whose
+# scalars come last, last), so a caller can start MSMs while the rest of the key is being decoded.
+QueryCallback = Callable[[str, tuple[Any, ...], list[int]], None]
+
+
+def parse_zkey(data: bytes | bytearray | memoryview, *, check_subgroup: bool = False,
+               on_query: QueryCallback | None = None) -> ProvingKey:
     """Decode a snarkjs Groth16 BLS12-381 ``.zkey`` (see the module docstring for the checks)."""
-    return _decode(_binfile.parse(data, "zkey", versions=(1,), what=_WHAT), check_subgroup)
+    return _decode(_binfile.parse(data, "zkey", versions=(1,), what=_WHAT), check_subgroup, on_query)
 
 
-def read_zkey(path: str | Path, *, check_subgroup: bool = False) -> ProvingKey:
-    return _decode(_binfile.read_path(path, "zkey", versions=(1,), what=_WHAT), check_subgroup)
+def read_zkey(path: str | Path, *, check_subgroup: bool = False, on_query: QueryCallback | None = None,
+              raw_coeffs: Callable[[memoryview], None] | None = None) -> ProvingKey:
+    """Read and decode a ``.zkey``.  ``on_query``: see :data:`QueryCallback`.
+
+    With ``raw_coeffs``, section 4 (the A/B coefficients) is handed over undecoded (only its size is
+    checked here) and ``ProvingKey.coeffs`` is left empty: for a caller that checks section 4 itself
+    and prepares the prover from it (``teeprover.snarkjs.interop``'s fast path); such a key must not
+    be used anywhere else.
+    """
+    return _decode(_binfile.read_path(path, "zkey", versions=(1,), what=_WHAT), check_subgroup, on_query,
+                   raw_coeffs)
 
 
-def _decode(bf: _binfile.BinFile, check_subgroup: bool) -> ProvingKey:
+def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback | None = None,
+            raw_coeffs: Callable[[memoryview], None] | None = None) -> ProvingKey:
     s1 = _binfile.Reader(bf.section(1, what=_WHAT), f"{_WHAT} header")
     protocol = s1.u32()
     s1.end()
@@ -152,17 +242,42 @@ def _decode(bf: _binfile.BinFile, check_subgroup: bool) -> ProvingKey:
         if len(sec[i]) != size:
             raise MalformedEncoding(f"{_WHAT}: section {i} has {len(sec[i])} bytes, expected {size}")
 
-    coeffs = _coeffs(sec[4], n, n_vars)
     ic = _g1_array(sec[3], n_pub + 1, "IC", True)
     vk = VerifyingKey(alpha_g1=alpha1, beta_g2=beta2, gamma_g2=gamma2, delta_g2=delta2, ic=ic)
+    # In the order a caller starting MSMs wants them (see QueryCallback): H, needed last, last.
+    q: dict[str, tuple[Any, ...]] = {}
+    # A caller that starts MSMs early has the second core idle until the first one starts: convert B2
+    # (the biggest section) in a forked child meanwhile, when that is safe (see _convert_in_child).
+    child = (_ChildConversion.start(sec[7]) if on_query is not None and not check_subgroup and n_vars >= 4096
+             else None)
+    try:
+        for name, i, count, what in (("a", 5, n_vars, "A"), ("b2", 7, n_vars, "B2"), ("b1", 6, n_vars, "B1"),
+                                     ("c", 8, n_vars - n_pub - 1, "C"), ("h", 9, n, "H")):
+            raw = sec[i].tobytes()
+            std = child.result() if i == 7 and child is not None else None
+            if std is not None and len(std) == len(raw) == count * _G2S:
+                try:  # standard-form coordinates from the child: the curve equation is still checked here
+                    q[name] = curve.g2s_from_xy(std, check_subgroup=False)
+                except MalformedEncoding as exc:
+                    raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
+            else:
+                q[name] = (_g2_array if i == 7 else _g1_array)(raw, count, what, check_subgroup)
+            if on_query is not None:
+                on_query(name, q[name], curve.zero_chunks(raw, _G2S if i == 7 else _G1S))
+    finally:
+        if child is not None:
+            child.close()
+    coeffs: tuple[Coeff, ...] = ()
+    if raw_coeffs is None:
+        coeffs = _coeffs(sec[4], n, n_vars)
+    else:
+        if len(sec[4]) < 4 or len(sec[4]) != 4 + int.from_bytes(sec[4][:4], "little") * _COEF.size:
+            raise MalformedEncoding(f"{_WHAT}: section 4 does not hold its coefficient count")
+        raw_coeffs(sec[4])
     return ProvingKey(
         vk=vk, beta_g1=beta1, delta_g1=delta1,
         num_variables=n_vars, num_public=n_pub, domain_size=n, coeffs=coeffs,
-        a_query=_g1_array(sec[5], n_vars, "A", check_subgroup),
-        b_g1_query=_g1_array(sec[6], n_vars, "B1", check_subgroup),
-        b_g2_query=_g2_array(sec[7], n_vars, "B2", check_subgroup),
-        c_query=_g1_array(sec[8], n_vars - n_pub - 1, "C", check_subgroup),
-        h_query=_g1_array(sec[9], n, "H", check_subgroup),
+        a_query=q["a"], b_g1_query=q["b1"], b_g2_query=q["b2"], c_query=q["c"], h_query=q["h"],
     )
 
 
@@ -177,13 +292,17 @@ def _coeffs(buf: memoryview, n: int, n_vars: int) -> tuple[Coeff, ...]:
     frm = int.from_bytes
     k, r = _RR2_INV, R
     out = []
+    seen: dict[bytes, int] = {}  # circuits repeat a few values (1, -1, powers of two): convert each once
     for m, c, s, v in _COEF.iter_unpack(rd.bytes(count * _COEF.size)):
         if m > 1 or c >= n or s >= n_vars:
             raise MalformedEncoding(f"{_WHAT}: coefficient (matrix {m}, constraint {c}, signal {s}) out of range")
-        raw = frm(v, "little")
-        if raw >= r:
-            raise MalformedEncoding(f"{_WHAT}: coefficient is not reduced modulo r")
-        out.append(Coeff(m, c, s, raw * k % r))
+        val = seen.get(v)
+        if val is None:
+            raw = frm(v, "little")
+            if raw >= r:
+                raise MalformedEncoding(f"{_WHAT}: coefficient is not reduced modulo r")
+            val = seen[v] = raw * k % r
+        out.append(Coeff(m, c, s, val))
     return tuple(out)
 
 
@@ -219,4 +338,4 @@ def write_zkey(path: str | Path, pk: ProvingKey) -> None:
     Path(path).write_bytes(zkey_to_bytes(pk))
 
 
-__all__ = ["parse_zkey", "read_zkey", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID"]
+__all__ = ["parse_zkey", "read_zkey", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID", "QueryCallback"]

@@ -145,3 +145,32 @@ def test_scalar_round_trip_above_2_63() -> None:
         assert curve.fr_int(curve.fr(x)) == x
     with pytest.raises(MalformedEncoding):
         curve.fr_from_bytes(curve.R.to_bytes(32, "little"))
+
+
+def test_points_times_reads_montgomery_coordinates_and_checks_them() -> None:
+    import random
+
+    from teeprover.curve import P
+    from teeprover.errors import MalformedEncoding
+
+    rq = pow(2, 384, P)
+    rnd = random.Random(3)
+    g1s = curve.g1_mul_many(curve.g1_generator(), [rnd.randrange(1, curve.R) for _ in range(70)]) + [
+        curve.g1_identity()]
+    g2s = [curve.g2_mul(curve.g2_generator(), rnd.randrange(1, curve.R)) for _ in range(3)] + [curve.g2_identity()]
+
+    def mont(data: bytes) -> bytes:
+        return b"".join((int.from_bytes(data[o:o + 48], "little") * rq % P).to_bytes(48, "little")
+                        for o in range(0, len(data), 48))
+
+    m1, m2 = mont(curve.g1s_to_xy(g1s)), mont(curve.g2s_to_xy(g2s))
+    assert list(curve.g1s_from_xy_times(m1, pow(rq, -1, P))) == g1s
+    assert list(curve.g2s_from_xy_times(m2, pow(rq, -1, P))) == g2s
+    assert curve.zero_chunks(m1, 96) == [70] and curve.zero_chunks(m2, 192) == [3]
+    assert curve.zero_chunks(bytes(95) + b"\x01" + bytes(96), 96) == [1]
+    with pytest.raises(MalformedEncoding):  # a coordinate >= p
+        curve.g1s_from_xy_times(P.to_bytes(48, "little") + m1[48:], pow(rq, -1, P))
+    with pytest.raises(MalformedEncoding):  # off the curve
+        curve.g1s_from_xy_times(m1[:95] + bytes([m1[95] ^ 1]), pow(rq, -1, P))
+    with pytest.raises(MalformedEncoding):
+        curve.g1s_from_xy_times(m1[:95], 1)
