@@ -314,3 +314,80 @@ def test_detect_platform_in_priority_order(tmp_path: Path, files: dict[str, str]
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     assert detect_platform(tmp_path) == expected
+
+
+# --------------------------------------------------------------------------------------------- fake /dev/sev-guest
+
+
+class FakeSevGuest:
+    """Answers SNP_GET_EXT_REPORT exactly as the Linux sev-guest driver does (include/uapi/linux/sev-guest.h):
+    reads user_data from the request at ``req_data``, writes MSG_REPORT_RSP (status, report_size, report at
+    0x20) at ``resp_data`` and the certificate table at ``certs_address``; a too-small certificate buffer gets
+    EIO with SNP_GUEST_VMM_ERR_INVALID_LEN in exitinfo2's upper half and the needed length in certs_len."""
+
+    def __init__(self, amd: FakeAmd) -> None:
+        self.amd = amd
+        self.calls: list[int] = []
+
+    def __call__(self, request: int, arg: object) -> None:
+        import ctypes
+        import errno
+
+        from teeprover.attestation.evidence import (
+            SNP_GET_EXT_REPORT,
+            SnpExtReportReq,
+            SnpGuestRequestIoctl,
+        )
+
+        assert request == SNP_GET_EXT_REPORT and isinstance(arg, SnpGuestRequestIoctl) and arg.msg_version == 1
+        req = SnpExtReportReq.from_address(arg.req_data)
+        self.calls.append(int(req.certs_len))
+        table = self.amd.cert_table()
+        needed = -(-(len(table) + 40000) // 4096) * 4096  # a host with a large table: forces one retry
+        if req.certs_len < needed:
+            req.certs_len = needed
+            arg.exitinfo2 = 1 << 32
+            raise OSError(errno.EIO, "Input/output error")
+        ctypes.memmove(req.certs_address, table, len(table))
+        report = self.amd.report(bytes(req.data.user_data))
+        resp = struct.pack("<II", 0, len(report)) + bytes(24) + report
+        ctypes.memmove(arg.resp_data, resp, len(resp))
+
+
+def test_collect_snp_from_fake_sev_guest_device_verifies(amd: FakeAmd) -> None:
+    from teeprover.attestation.evidence import SevGuestProvider
+
+    rd = binding_digest(nonce=b"nn", tls_spki_sha256=SPKI, hpke_public_key=HPKE,
+                        timestamp_ms=int(NOW.timestamp() * 1000))
+    device = FakeSevGuest(amd)
+    response = collect("sev-snp", b"nn", SPKI, HPKE, NOW, provider=SevGuestProvider(device))
+    assert response["error"] is None, response["error"]
+    assert len(device.calls) == 2 and device.calls[1] > device.calls[0]  # retried with the length asked for
+    result = verify(base64.b64decode(response["attestation"]), platform="sev-snp", roots=amd.roots(), now=NOW,
+                    report_data=rd)
+    assert result.ok, result
+
+
+def test_sev_guest_report_without_our_report_data_is_refused(amd: FakeAmd) -> None:
+    from teeprover.attestation.evidence import SevGuestProvider
+
+    class Replaying(FakeSevGuest):
+        def __call__(self, request: int, arg: object) -> None:
+            import ctypes
+
+            from teeprover.attestation.evidence import SnpExtReportReq
+
+            req = SnpExtReportReq.from_address(arg.req_data)  # type: ignore[attr-defined]
+            ctypes.memset(req.data.user_data, 0, 64)  # a host replaying an old report
+            super().__call__(request, arg)
+
+    response = collect("sev-snp", b"nn", SPKI, HPKE, NOW, provider=SevGuestProvider(Replaying(amd)))
+    assert response["attestation"] is None and "report_data" in response["error"]
+
+
+def test_default_provider_falls_back_to_dev_sev_guest(tmp_path: Path) -> None:
+    from teeprover.attestation.evidence import SevGuestProvider, default_provider
+
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/sev-guest").write_bytes(b"")
+    assert isinstance(default_provider("sev-snp", str(tmp_path)), SevGuestProvider)
