@@ -186,53 +186,41 @@ def _scan_constraints(cons: memoryview, hdr: Header, z: list[int],
     eva, evb = [0] * n, [0] * n
     get = conv.get
     p = 0
+    def header(at: int) -> tuple[int, int]:
+        """A row's entry count at ``at`` → (first entry, end of the row)."""
+        (cnt,) = u32(buf, at)
+        first, last = at + 4, at + 4 + 36 * cnt
+        if last > size:
+            raise _NotFast("truncated")
+        return first, last
+
+    def key_row(matrix: int, ci: int, slot: int, at: int, ones: list[tuple[int, int]],
+                others: list[tuple[int, int, int]]) -> tuple[int, int]:
+        """One A (matrix 0) or B (matrix 1) row: records its section-4 entries, returns (<row, z>, end)."""
+        first, last = header(at)
+        d = 0
+        for e in range(first, last, 36):
+            w, cb = entry(buf, e)
+            v, zb = get(cb) or value(cb)
+            rec((matrix, ci, w, zb))
+            if v == 1:
+                d += z[w]  # IndexError for a wire out of range
+                ones.append((slot, w))
+            else:
+                d += v * z[w]
+                others.append((slot, w, v))
+        return d % r, last
+
     for ci in range(hdr.num_constraints):
         slot = pos[ci]
-        (cnt,) = u32(buf, p)
-        p += 4
-        end = p + 36 * cnt
-        if end > size:
-            raise _NotFast("truncated")
-        da = 0
-        for e in range(p, end, 36):
-            w, cb = entry(buf, e)
-            v, zb = get(cb) or value(cb)
-            rec((0, ci, w, zb))
-            if v == 1:
-                da += z[w]  # IndexError for a wire out of range
-                a1.append((slot, w))
-            else:
-                da += v * z[w]
-                a.append((slot, w, v))
-        (cnt,) = u32(buf, end)
-        p = end + 4
-        end = p + 36 * cnt
-        if end > size:
-            raise _NotFast("truncated")
-        db = 0
-        for e in range(p, end, 36):
-            w, cb = entry(buf, e)
-            v, zb = get(cb) or value(cb)
-            rec((1, ci, w, zb))
-            if v == 1:
-                db += z[w]
-                b1.append((slot, w))
-            else:
-                db += v * z[w]
-                b.append((slot, w, v))
-        (cnt,) = u32(buf, end)
-        p = end + 4
-        end = p + 36 * cnt
-        if end > size:
-            raise _NotFast("truncated")
+        da, p = key_row(0, ci, slot, p, a1, a)
+        db, p = key_row(1, ci, slot, p, b1, b)
+        first, p = header(p)
         dc = 0
-        for e in range(p, end, 36):
+        for e in range(first, p, 36):
             w, cb = entry(buf, e)
             cv = get(cb)
             dc += (cv[0] if cv is not None else c_value(cb)) * z[w]
-        p = end
-        da %= r
-        db %= r
         if (da * db - dc) % r:
             raise _NotFast("constraint not satisfied")
         eva[slot] = da
