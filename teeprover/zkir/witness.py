@@ -15,6 +15,7 @@ R1CS assignment ``z``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from teeprover.errors import CircuitError
@@ -144,25 +145,16 @@ def run(circuit: Circuit, preimage: ProofPreimage, compiled: CompiledCircuit | N
                 div_bits = bitsg.decompose_witness(w, divisor, FR_BITS - n)
                 bitsg.canonical_witness(w, mod_bits + div_bits)
                 memory.append(total)
-            elif op == "public_input":
+            elif op in ("public_input", "private_input"):
+                # A guarded read from the public transcript outputs or the private transcript; 0 when off.
                 guard = args[0]
                 if guard is not None and not _bool(memory[guard]):
                     v = 0
-                else:
-                    if pto_idx >= len(pto):
-                        raise _Fail("ran out of public transcript outputs")
-                    v = pto[pto_idx]
+                elif op == "public_input":
+                    v = _next(pto, pto_idx, "public transcript outputs")
                     pto_idx += 1
-                w.push(v)
-                memory.append(v)
-            elif op == "private_input":
-                guard = args[0]
-                if guard is not None and not _bool(memory[guard]):
-                    v = 0
                 else:
-                    if priv_idx >= len(priv):
-                        raise _Fail("ran out of private transcript outputs")
-                    v = priv[priv_idx]
+                    v = _next(priv, priv_idx, "private transcript outputs")
                     priv_idx += 1
                 w.push(v)
                 memory.append(v)
@@ -203,6 +195,12 @@ def run(circuit: Circuit, preimage: ProofPreimage, compiled: CompiledCircuit | N
             f"{pti_idx}/{len(pti)} public transcript inputs, {pto_idx}/{len(pto)} public transcript outputs, "
             f"{priv_idx}/{len(priv)} private transcript entries")
     return trace
+
+
+def _next(transcript: Sequence[int], index: int, what: str) -> int:
+    if index >= len(transcript):
+        raise _Fail(f"ran out of {what}")
+    return transcript[index]
 
 
 def generate_witness(compiled: CompiledCircuit, preimage: ProofPreimage, *,
