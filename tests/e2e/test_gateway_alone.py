@@ -2,52 +2,47 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.stack import REPO, free_port
+from tests.support.stack import REPO, stack_env, stop
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port, admin = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")}
-    env.update({"TEEPROVER_PORT": str(port), "TEEPROVER_ADMIN_PORT": str(admin),
-                # Nothing listens on these: every upstream is down.
-                "TEEPROVER_PROVER_PORT": str(free_port()), "TEEPROVER_ATTESTOR_PORT": str(free_port()),
-                "TEEPROVER_PARAMS_PORT": str(free_port()),
-                "TEEPROVER_RUNTIME_DIR": str(tmp_path_factory.mktemp("gw"))})
+@contextmanager
+def gateway_only(tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """Only Envoy: the prover, attestor and params ports it routes to have nothing listening."""
+    env, ports = stack_env(tmp)
     proc = subprocess.Popen([sys.executable, "-m", "services.gateway.server"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{admin}/ready", timeout=1).text.strip() == "LIVE":
+                if httpx.get(f"http://127.0.0.1:{ports['admin_port']}/ready", timeout=1).text.strip() == "LIVE":
                     break
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         else:
             pytest.fail("Envoy did not become ready")
-        yield f"http://127.0.0.1:{port}"
+        yield proc, f"http://127.0.0.1:{ports['port']}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc, timeout=20)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with gateway_only(tmp_path_factory.mktemp("gw")) as (_proc, url):
+        yield url
 
 
 @pytest.mark.parametrize("path", ["/health", "/ready", "/attestation", "/fetch-params/10"])
@@ -62,12 +57,5 @@ def test_upstream_down_is_503_json(gateway: str, path: str) -> None:
 
 
 def test_envoy_exits_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port, admin = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")}
-    env.update({"TEEPROVER_PORT": str(port), "TEEPROVER_ADMIN_PORT": str(admin),
-                "TEEPROVER_RUNTIME_DIR": str(tmp_path)})
-    proc = subprocess.Popen([sys.executable, "-m", "services.gateway.server"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(20) == 0
+    with gateway_only(tmp_path) as (proc, _url):
+        assert stop(proc, timeout=20) == 0

@@ -73,7 +73,12 @@ def test_attestor_over_grpc(stack: Stack) -> None:
 def test_params_list_over_grpc(stack: Stack) -> None:
     with channel(stack, "params") as ch:
         reply = params_pb2_grpc.ParamsStub(ch).List(params_pb2.ListRequest(), timeout=5)
-    assert isinstance(list(reply.entries), list)
+    # The stack's development parameters were generated (k = 10, 11) and are listed as verified, insecure files.
+    listed = {e.k: e for e in reply.entries}
+    assert {10, 11} <= set(listed)
+    for k in (10, 11):
+        assert listed[k].insecure and len(listed[k].sha256) == 64 and listed[k].verified_at
+        assert "INSECURE" in listed[k].file_name
 
 
 def test_params_fetch_streams_progress_and_get_streams_the_verified_file(stack: Stack) -> None:

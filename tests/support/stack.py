@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 180.0
@@ -70,6 +71,17 @@ def stack_env(tmp: Path, **overrides: str) -> tuple[dict[str, str], dict[str, in
     return env, ports
 
 
+def stop(proc: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM like an operator, SIGKILL after ``timeout``; returns the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(10)
+
+
 @contextmanager
 def running_stack(tmp: Path, services: str = "all", **overrides: str) -> Iterator[Stack]:
     env, ports = stack_env(tmp, **overrides)
@@ -101,13 +113,7 @@ def running_stack(tmp: Path, services: str = "all", **overrides: str) -> Iterato
     try:
         yield stack
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        stop(proc, timeout=60)
         reader.join(10)
         if proc.stdout is not None:
             proc.stdout.close()
