@@ -9,7 +9,6 @@ in the file name and the manifest.
 from __future__ import annotations
 
 import logging
-import os
 from importlib import resources
 from pathlib import Path
 
@@ -20,19 +19,18 @@ DEMO_CIRCUITS = {"builtin/demo/arithmetic": "arithmetic.zkir.json", "builtin/dem
 
 def prepare(cache_dir: Path, max_k: int) -> Path:
     """Make sure dev parameters for k = 10..max_k and the demo circuits' keys exist; return the manifest path."""
-    os.environ["TEEPROVER_CACHE_DIR"] = str(cache_dir)  # the CLI helpers below resolve paths from it
     from teeprover.commands.circuits import setup_keys
     from teeprover.commands.params import dev_manifest_path, generate_dev
     from teeprover.params.manifest import load_manifest
 
-    manifest_file = dev_manifest_path()
+    manifest_file = dev_manifest_path(cache_dir)
     have = set()
     if manifest_file.exists():
         have = {k for k in range(10, 25) if _has(load_manifest(manifest_file), k)}
     for k in range(10, max_k + 1):
         if k not in have:
             log.info("generating INSECURE development parameters", extra={"k": k})
-            generate_dev(k)
+            generate_dev(k, cache_dir)
     keys_root = cache_dir / "keys"
     for location, file_name in DEMO_CIRCUITS.items():
         target = keys_root / location
@@ -40,7 +38,7 @@ def prepare(cache_dir: Path, max_k: int) -> Path:
             continue
         circuit = (resources.files("teeprover.circuits") / "demo" / file_name).read_bytes()
         log.info("setting up demo circuit keys", extra={"key_location": location})
-        setup_keys(circuit, target)
+        setup_keys(circuit, target, cache=cache_dir)
     return manifest_file
 
 

@@ -25,6 +25,8 @@ def fail(exc: TeeProverError) -> int:
     return EXIT_MALFORMED if isinstance(exc, InvalidInput) else EXIT_INVALID
 
 
-def cache_dir() -> Path:
-    """The cache directory the services use (TEEPROVER_CACHE_DIR, default ~/.cache/midnight)."""
+def cache_dir(override: Path | None = None) -> Path:
+    """``override``, else the cache directory the services use (TEEPROVER_CACHE_DIR, default ~/.cache/midnight)."""
+    if override is not None:
+        return override
     return Path(os.environ.get("TEEPROVER_CACHE_DIR") or Path.home() / ".cache" / "midnight")

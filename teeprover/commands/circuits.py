@@ -69,7 +69,7 @@ def _guard(fn: Any) -> Any:
 
 
 # -- setup ----------------------------------------------------------------------------------------
-def load_ptau_for(k: int, explicit: Path | None) -> Any:
+def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> Any:
     from teeprover.commands.params import manifest_path
     from teeprover.params.manifest import load_manifest
     from teeprover.params.store import ParamStore
@@ -77,8 +77,8 @@ def load_ptau_for(k: int, explicit: Path | None) -> Any:
 
     if explicit is not None:
         return read_ptau(explicit)
-    manifest = load_manifest(manifest_path())
-    with ParamStore(cache_dir() / "params", manifest) as store:
+    manifest = load_manifest(manifest_path(cache=cache))
+    with ParamStore(cache_dir(cache) / "params", manifest) as store:
         # Any cached or fetchable file of power >= k serves (Lagrange sections exist for every smaller size).
         for power in range(k, 25):
             try:
@@ -90,7 +90,8 @@ def load_ptau_for(k: int, explicit: Path | None) -> Any:
                        "or `teeprover params fetch K`")
 
 
-def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None) -> dict[str, Any]:
+def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None,
+               cache: Path | None = None) -> dict[str, Any]:
     from teeprover import zkir
     from teeprover.groth16 import encoding
     from teeprover.groth16.setup import generate_keys
@@ -101,7 +102,7 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
     compiled = zkir.compile_circuit(circuit)
     n = compiled.r1cs.domain_size()
     power = max(k or compiled.k, n.bit_length() - 1)
-    params = load_ptau_for(power, ptau).lagrange_params(n)
+    params = load_ptau_for(power, ptau, cache).lagrange_params(n)
     pk = generate_keys(compiled.r1cs, params)
     meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
             "constraints": compiled.r1cs.num_constraints, "public_inputs": compiled.r1cs.num_public,

@@ -25,19 +25,19 @@ def register(sub: Any) -> None:
     g.set_defaults(func=_generate)
 
 
-def manifest_path(explicit: Path | None = None) -> Path:
+def manifest_path(explicit: Path | None = None, cache: Path | None = None) -> Path:
     from teeprover.params.manifest import default_manifest_path
 
     if explicit is not None:
         return explicit
     if os.environ.get("TEEPROVER_PARAMS_MANIFEST"):
         return Path(os.environ["TEEPROVER_PARAMS_MANIFEST"])
-    dev = dev_manifest_path()
+    dev = dev_manifest_path(cache)
     return dev if dev.exists() else default_manifest_path()
 
 
-def dev_manifest_path() -> Path:
-    return cache_dir() / "params" / "dev-manifest.json"
+def dev_manifest_path(cache: Path | None = None) -> Path:
+    return cache_dir(cache) / "params" / "dev-manifest.json"
 
 
 def _fetch(args: argparse.Namespace) -> int:
@@ -54,16 +54,16 @@ def _fetch(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def generate_dev(k: int) -> Path:
+def generate_dev(k: int, cache: Path | None = None) -> Path:
     """Generate INSECURE parameters for 2^k, register them in the dev manifest, return the file."""
     from teeprover.params.manifest import check_k, default_manifest_path, load_manifest, save_manifest
     from teeprover.params.store import ParamStore
     from teeprover.snarkjs.ptau import generate_dev_ptau
 
     check_k(k)
-    manifest_file = dev_manifest_path()
+    manifest_file = dev_manifest_path(cache)
     manifest = load_manifest(manifest_file if manifest_file.exists() else default_manifest_path())
-    params_dir = cache_dir() / "params"
+    params_dir = cache_dir(cache) / "params"
     params_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=params_dir, prefix=".gen-") as tmp:
         raw = Path(tmp) / "dev.ptau"
