@@ -4,7 +4,7 @@ Core code: no gRPC here; the servicer maps the domain errors raised below at the
 one error seam.
 
     pool = WorkerPool(num_workers=4, capacity=32)
-    job = pool.submit(request_id, "teeprover.groth16.prove:prove_job", payload, timeout=600)
+    job = pool.submit(request_id, "services.prover.jobs:prove", payload, timeout=600)
     context.add_callback(job.cancel)          # caller went away -> cooperative cancel
     proof = job.result()                      # bytes, or raises a TeeProverError
     ...
