@@ -34,7 +34,8 @@ def tls_spki_sha256(config: cfgmod.AttestorConfig) -> bytes | None:
 
 def create(config: cfgmod.AttestorConfig) -> tuple[grpc.Server, int, Any, AttestorCore]:
     platform = evidence.detect_platform() if config.platform == "auto" else config.platform
-    provider = evidence.default_provider(platform)
+    provider = evidence.default_provider(platform, services=evidence.Services(
+        pccs_url=config.pccs_url, maa_url=config.maa_url, imds_url=config.imds_url))
     spki = tls_spki_sha256(config)
     hpke_file = config.hpke_public_key_file
     if platform == "simulated":

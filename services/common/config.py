@@ -92,8 +92,16 @@ class AttestorConfig(CommonConfig):
     platform: str = "auto"
     tls_cert: Path | None = None
     hpke_public_key_file: Path | None = None
+    # Where evidence collection fetches what the TEE itself cannot produce:
+    pccs_url: str = "https://api.trustedservices.intel.com"  # TDX collateral (Intel PCS or a caching PCCS)
+    maa_url: str = ""  # Azure: the Microsoft Azure Attestation provider, e.g. https://sharedeus2.eus2.attest.azure.net
+    imds_url: str = "http://169.254.169.254"  # Azure instance metadata (THIM: the VCEK chain)
 
     def _checks(self) -> None:
+        for name in ("pccs_url", "maa_url", "imds_url"):
+            value = getattr(self, name)
+            if value and not value.startswith(("https://", "http://")):
+                raise ConfigError(f"TEEPROVER_{name.upper()} must be an http(s) URL, not {value!r}")
         allowed = {"auto", "aws-nitro", "sev-snp", "tdx", "gcp-vtpm", "azure", "simulated"}
         if self.platform not in allowed:
             raise ConfigError(f"TEEPROVER_PLATFORM must be one of {sorted(allowed)}, not {self.platform!r}")

@@ -343,9 +343,19 @@ _simulated_lock = threading.Lock()
 _simulated: SimulatedProvider | None = None
 
 
-def default_provider(platform: str, root: str = "/") -> EvidenceProvider:
+@dataclass(frozen=True)
+class Services:
+    """Network services some platforms need beside the device (from the attestor's config)."""
+
+    pccs_url: str = "https://api.trustedservices.intel.com"  # TDX: collateral for the quote
+    maa_url: str = ""  # Azure: Microsoft Azure Attestation endpoint (required on Azure)
+    imds_url: str = "http://169.254.169.254"  # Azure: instance metadata service (VCEK chain)
+
+
+def default_provider(platform: str, root: str = "/", services: Services | None = None) -> EvidenceProvider:
     """The provider for ``platform`` on this machine (device paths under ``root``)."""
     global _simulated
+    services = services or Services()
     base = Path(root)
     if platform == "aws-nitro":
         return NitroProvider.from_device(str(base / "dev/nsm"))
