@@ -15,7 +15,7 @@ PROTOS := $(wildcard protos/teeprover/v1/*.proto)
 setup: $(STAMP) $(DESCRIPTOR)
 
 # Re-install only when pyproject.toml changes (idempotent: a second run installs nothing).
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py teeprover/_native.c
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)

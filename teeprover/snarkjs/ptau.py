@@ -82,14 +82,7 @@ def _fq_to(x: int) -> bytes:
 
 def _lem_to_xy(b: bytes) -> bytes:
     """Montgomery LE coordinates -> standard LE coordinates (48 bytes each), zeros kept as zeros."""
-    frm, rinv, p = int.from_bytes, _RQ_INV, P
-    out = []
-    for i in range(0, len(b), 48):
-        m = frm(b[i:i + 48], "little")
-        if m >= p:
-            raise MalformedEncoding("ptau coordinate is not reduced modulo q")
-        out.append((m * rinv % p).to_bytes(48, "little"))
-    return b"".join(out)
+    return curve.fq_from_montgomery(b, "ptau")
 
 
 def _xy_to_lem(b: bytes) -> bytes:

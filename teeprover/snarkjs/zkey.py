@@ -27,17 +27,14 @@ checked to be in the prime-order subgroup; the bulk queries are checked only wit
 and :mod:`teeprover.snarkjs.interop` verifies every proof before returning it).
 
 Fast path: no square roots.  Each section's coordinates go from Montgomery to
-standard form in one pass over Python integers and then into the curve adapter's
+standard form natively (:func:`teeprover.curve.fq_from_montgomery`) and then into the curve adapter's
 bulk affine constructors (:func:`teeprover.curve.g1s_from_xy` /
 :func:`~teeprover.curve.g2s_from_xy`: native curve-equation check, ~1 us a point).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import struct
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,7 +54,6 @@ _WHAT = "zkey"
 _N8Q, _N8R = 48, 32
 _G1S, _G2S = 2 * _N8Q, 4 * _N8Q
 _RQ = pow(2, 8 * _N8Q, P)
-_RQ_INV = pow(_RQ, -1, P)
 _RR = pow(2, 8 * _N8R, R)
 _RR2_INV = pow(_RR * _RR, -1, R)
 
@@ -66,13 +62,7 @@ _RR2_INV = pow(_RR * _RR, -1, R)
 
 def _standard_form(buf: bytes | memoryview, what: str) -> bytes:
     """48-byte Montgomery coordinates -> 48-byte standard form (both LE); each must be < q."""
-    raw = bytes(buf)
-    frm = int.from_bytes
-    ms = [frm(raw[o:o + _N8Q], "little") for o in range(0, len(raw), _N8Q)]
-    if ms and max(ms) >= P:
-        raise MalformedEncoding(f"{_WHAT}: {what}: coordinate is not reduced modulo q")
-    p, rinv = P, _RQ_INV
-    return b"".join([(m * rinv % p).to_bytes(_N8Q, "little") for m in ms])
+    return curve.fq_from_montgomery(buf, f"{_WHAT}: {what}:")
 
 
 def _g1_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bool) -> tuple[curve.G1, ...]:
@@ -80,7 +70,7 @@ def _g1_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bo
         raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G1 points")
     try:
         if not check_subgroup:  # the bulk queries: Montgomery conversion fused with construction
-            return curve.g1s_from_xy_times(buf, _RQ_INV)
+            return curve.g1s_from_montgomery(buf)
         return curve.g1s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:
         raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
@@ -91,7 +81,7 @@ def _g2_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bo
         raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G2 points")
     try:
         if not check_subgroup:
-            return curve.g2s_from_xy_times(buf, _RQ_INV)
+            return curve.g2s_from_montgomery(buf)
         return curve.g2s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:
         raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
@@ -112,74 +102,10 @@ def _g2_to_lem(pt: curve.G2) -> bytes:
     return b"".join((c * _RQ % P).to_bytes(48, "little") for c in (x0, x1, y0, y1))
 
 
-class _ChildConversion:
-    """Converts Montgomery coordinates to standard form in a forked child process (see :meth:`start`)."""
-
-    def __init__(self, pid: int, rfd: int) -> None:
-        self.pid, self.rfd = pid, rfd
-
-    @classmethod
-    def start(cls, buf: memoryview) -> _ChildConversion | None:
-        """``None`` when forking is not safe here: only a single-threaded process forks (no lock can be
-        held by another thread), and the child only does integer arithmetic, writes its pipe and
-        leaves with ``os._exit``."""
-        if not hasattr(os, "fork") or threading.active_count() != 1:
-            return None
-        try:
-            rfd, wfd = os.pipe()
-        except OSError:
-            return None
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(rfd)
-            os.close(wfd)
-            return None
-        if pid == 0:  # the child
-            code = 1
-            try:
-                os.close(rfd)
-                out = memoryview(_standard_form(buf, "B2"))
-                while out:
-                    out = out[os.write(wfd, out):]
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(wfd)
-        return cls(pid, rfd)
-
-    def result(self) -> bytes | None:
-        """The converted bytes, or ``None`` if the child failed (e.g. a coordinate >= q: the caller then
-        converts in-process and raises the precise error).  Waits for the child; call once."""
-        chunks = []
-        try:
-            while chunk := os.read(self.rfd, 1 << 20):
-                chunks.append(chunk)
-        finally:
-            self.close(kill=False)  # end of file: the child has written everything and is exiting
-        return b"".join(chunks) if self.ok else None
-
-    def close(self, *, kill: bool = True) -> None:
-        """Reap the child (killing it first unless its result was read); idempotent."""
-        if self.rfd < 0:
-            return
-        os.close(self.rfd)
-        self.rfd = -1
-        if kill:
-            try:
-                os.kill(self.pid, signal.SIGKILL)  # still our unreaped child: the pid cannot be reused
-            except OSError:
-                pass
-        _, status = os.waitpid(self.pid, 0)
-        self.ok = os.waitstatus_to_exitcode(status) == 0
-
-    ok = False
-
-
 # --- reading -------------------------------------------------------------------------
 
 # Called with (name, points, identity_indices) as soon as a bulk query is decoded, in the order
-# "a", "b2", "b1", "c", "h" (the first MSM can start early, the long G2 one soon after, H, whose
+# "b2", "a", "b1", "c", "h" (the long G2 MSM can start first, H, whose
 # scalars come last, last), so a caller can start MSMs while the rest of the key is being decoded.
 QueryCallback = Callable[[str, tuple[Any, ...], list[int]], None]
 
@@ -246,27 +172,12 @@ def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback 
     vk = VerifyingKey(alpha_g1=alpha1, beta_g2=beta2, gamma_g2=gamma2, delta_g2=delta2, ic=ic)
     # In the order a caller starting MSMs wants them (see QueryCallback): H, needed last, last.
     q: dict[str, tuple[Any, ...]] = {}
-    # A caller that starts MSMs early has the second core idle until the first one starts: convert B2
-    # (the biggest section) in a forked child meanwhile, when that is safe (see _convert_in_child).
-    child = (_ChildConversion.start(sec[7]) if on_query is not None and not check_subgroup and n_vars >= 4096
-             else None)
-    try:
-        for name, i, count, what in (("a", 5, n_vars, "A"), ("b2", 7, n_vars, "B2"), ("b1", 6, n_vars, "B1"),
-                                     ("c", 8, n_vars - n_pub - 1, "C"), ("h", 9, n, "H")):
-            raw = sec[i].tobytes()
-            std = child.result() if i == 7 and child is not None else None
-            if std is not None and len(std) == len(raw) == count * _G2S:
-                try:  # standard-form coordinates from the child: the curve equation is still checked here
-                    q[name] = curve.g2s_from_xy(std, check_subgroup=False)
-                except MalformedEncoding as exc:
-                    raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
-            else:
-                q[name] = (_g2_array if i == 7 else _g1_array)(raw, count, what, check_subgroup)
-            if on_query is not None:
-                on_query(name, q[name], curve.zero_chunks(raw, _G2S if i == 7 else _G1S))
-    finally:
-        if child is not None:
-            child.close()
+    for name, i, count, what in (("b2", 7, n_vars, "B2"), ("a", 5, n_vars, "A"), ("b1", 6, n_vars, "B1"),
+                                 ("c", 8, n_vars - n_pub - 1, "C"), ("h", 9, n, "H")):
+        raw = sec[i].tobytes()
+        q[name] = (_g2_array if i == 7 else _g1_array)(raw, count, what, check_subgroup)
+        if on_query is not None:
+            on_query(name, q[name], curve.zero_chunks(raw, _G2S if i == 7 else _G1S))
     coeffs: tuple[Coeff, ...] = ()
     if raw_coeffs is None:
         coeffs = _coeffs(sec[4], n, n_vars)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from py_ecc.bls.point_compression import compress_G1, compress_G2
 from py_ecc.optimized_bls12_381 import G1 as E_G1
 from py_ecc.optimized_bls12_381 import G2 as E_G2
@@ -147,7 +149,7 @@ def test_scalar_round_trip_above_2_63() -> None:
         curve.fr_from_bytes(curve.R.to_bytes(32, "little"))
 
 
-def test_points_times_reads_montgomery_coordinates_and_checks_them() -> None:
+def test_points_from_montgomery_reads_snarkjs_coordinates_and_checks_them() -> None:
     import random
 
     from teeprover.curve import P
@@ -164,13 +166,59 @@ def test_points_times_reads_montgomery_coordinates_and_checks_them() -> None:
                         for o in range(0, len(data), 48))
 
     m1, m2 = mont(curve.g1s_to_xy(g1s)), mont(curve.g2s_to_xy(g2s))
-    assert list(curve.g1s_from_xy_times(m1, pow(rq, -1, P))) == g1s
-    assert list(curve.g2s_from_xy_times(m2, pow(rq, -1, P))) == g2s
+    assert list(curve.g1s_from_montgomery(m1)) == g1s
+    assert list(curve.g2s_from_montgomery(m2)) == g2s
     assert curve.zero_chunks(m1, 96) == [70] and curve.zero_chunks(m2, 192) == [3]
     assert curve.zero_chunks(bytes(95) + b"\x01" + bytes(96), 96) == [1]
     with pytest.raises(MalformedEncoding):  # a coordinate >= p
-        curve.g1s_from_xy_times(P.to_bytes(48, "little") + m1[48:], pow(rq, -1, P))
+        curve.g1s_from_montgomery(P.to_bytes(48, "little") + m1[48:])
     with pytest.raises(MalformedEncoding):  # off the curve
-        curve.g1s_from_xy_times(m1[:95] + bytes([m1[95] ^ 1]), pow(rq, -1, P))
+        curve.g1s_from_montgomery(m1[:95] + bytes([m1[95] ^ 1]))
     with pytest.raises(MalformedEncoding):
-        curve.g1s_from_xy_times(m1[:95], 1)
+        curve.g1s_from_montgomery(m1[:95])
+
+
+def test_native_montgomery_conversion_matches_python_integers() -> None:
+    """The C helper against the definition x = m * 2^-384 mod p, on edge values and random ones."""
+    import random
+
+    from teeprover.curve import P
+    from teeprover.errors import MalformedEncoding
+
+    rinv = pow(2, -384, P)
+    rnd = random.Random(11)
+    values = [0, 1, 2, P - 1, P - 2, 2**64 - 1, 2**64, 2**320, P >> 1, (P >> 8) << 8]
+    values += [rnd.randrange(P) for _ in range(2000)]
+    values += [(rnd.getrandbits(64) << (64 * rnd.randrange(6))) % P for _ in range(200)]  # one non-zero limb
+    data = b"".join(v.to_bytes(48, "little") for v in values)
+    out = curve.fq_from_montgomery(data)
+    assert [int.from_bytes(out[o:o + 48], "little") for o in range(0, len(out), 48)] == [v * rinv % P for v in values]
+    assert curve.fq_from_montgomery(memoryview(bytearray(data))[48:96]) == out[48:96]
+    assert curve.fq_from_montgomery(b"") == b""
+    for bad in (P, P + 1, 2**384 - 1):
+        with pytest.raises(MalformedEncoding, match="coordinate 1 is not reduced"):
+            curve.fq_from_montgomery(bytes(48) + bad.to_bytes(48, "little"))
+    with pytest.raises(MalformedEncoding, match="multiple of 48"):
+        curve.fq_from_montgomery(bytes(47))
+
+
+_P = curve.P
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.integers(0, _P - 1), st.integers(_P - 3, _P + 3), st.integers(0, 2**384 - 1)),
+                max_size=6),
+       st.one_of(st.just(b""), st.binary(max_size=47)))
+def test_native_montgomery_conversion_on_arbitrary_bytes(values: list[int], tail: bytes) -> None:
+    """Any input: either the reference result or MalformedEncoding (never a crash or a wrong value)."""
+    from teeprover.curve import P
+
+    data = b"".join(v.to_bytes(48, "little") for v in values) + tail
+    coords = [int.from_bytes(data[o:o + 48], "little") for o in range(0, len(data), 48)]
+    if len(data) % 48 or any(c >= P for c in coords):
+        with pytest.raises(MalformedEncoding):
+            curve.fq_from_montgomery(data)
+        return
+    out = curve.fq_from_montgomery(data)
+    rinv = pow(2, -384, P)
+    assert out == b"".join((c * rinv % P).to_bytes(48, "little") for c in coords)

@@ -302,25 +302,3 @@ def test_prove_snarkjs_files_fast_path_takes_valid_files_and_gives_up_on_others(
     z[5] = (z[5] + 1) % R
     with pytest.raises(Exception):  # noqa: B017 - any refusal hands over to the reference path
         interop._prove_fast(*_write(tmp_path, {**files, "wtns": wtns.wtns_to_bytes(z)}))
-
-
-def test_zkey_b2_conversion_in_a_child_process_matches_and_refuses_unreduced_coordinates(monkeypatch) -> None:
-    import random
-    import threading
-
-    if threading.active_count() != 1:  # earlier tests started the (idle) MSM pool: not a fork risk here
-        assert zkey._ChildConversion.start(memoryview(bytes(48))) is None
-        monkeypatch.setattr(zkey.threading, "active_count", lambda: 1)
-    rnd = random.Random(7)
-    coords = [rnd.randrange(P) for _ in range(40)]
-    buf = b"".join(c.to_bytes(48, "little") for c in coords)
-    child = zkey._ChildConversion.start(memoryview(buf))
-    assert child is not None  # pytest runs this single-threaded
-    assert child.result() == zkey._standard_form(buf, "t")
-    bad = buf[:48] + P.to_bytes(48, "little") + buf[96:]
-    child = zkey._ChildConversion.start(memoryview(bad))
-    assert child is not None and child.result() is None
-    child = zkey._ChildConversion.start(memoryview(buf))
-    assert child is not None
-    child.close()  # abandoned before the result: killed and reaped
-    child.close()
