@@ -1,8 +1,10 @@
-"""A minimal protobuf wire-format reader (varint and length-delimited fields only).
+"""A minimal protobuf wire-format reader and writer (varint and length-delimited fields only).
 
-Why hand-parse: the only protobuf message we read is go-tpm-tools' ``attest.Attestation``;
+Why by hand: the only protobuf message we read or write is go-tpm-tools' ``attest.Attestation``;
 its .proto is not vendored here and pulling ``protobuf`` plus generated code into the
-verifier for five fields is more attack surface than this 40-line reader.
+verifier for five fields is more attack surface than this 40-line reader.  The writer
+(``varint_field`` / ``bytes_field``) is its mirror for evidence collection: a handful of
+fields, encoded the way the proto3 wire format defines them, which ``fields`` reads back.
 """
 
 from __future__ import annotations
@@ -52,3 +54,27 @@ def fields(buf: bytes) -> list[tuple[int, int | bytes]]:
         if pos > len(buf):
             raise ValueError("truncated fixed-width field")
     return out
+
+
+def varint(value: int) -> bytes:
+    if not 0 <= value < 1 << 64:
+        raise ValueError("varint out of range")
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def varint_field(number: int, value: int) -> bytes:
+    """Wire type 0 (int32/uint32/enum/...)."""
+    return varint(number << 3) + varint(value)
+
+
+def bytes_field(number: int, data: bytes) -> bytes:
+    """Wire type 2 (bytes, string, embedded message, map entry)."""
+    return varint(number << 3 | 2) + varint(len(data)) + data

@@ -4,6 +4,14 @@ The signing key comes only from the JWKS the caller configured for an allow-list
 (``Roots.jwks``: issuer URL -> ``{"keys": [...]}``); the token's ``jku`` header is ignored,
 so a token cannot point us at a key of its choosing.  JWS is checked by hand (RS256 =
 RSASSA-PKCS1-v1_5 / SHA-256 over ``header.payload``) to avoid a dependency for ~20 lines.
+
+Two token shapes carry the SEV-SNP claims: ``/attest/AzureGuest`` (vTPM guest attestation)
+nests them under ``x-ms-isolation-tee``; ``/attest/SevSnpVm`` (what ``azure_evidence`` asks
+for) puts them at the top level with ``x-ms-attestation-type: sevsnpvm``.  In both, the TEE's
+``x-ms-runtime`` is the paravisor's runtime data, whose SHA-256 MAA checked against the
+hardware report_data, and its ``user-data`` (hex) is what the guest wrote to the vTPM: our
+binding.  The request nonce is echoed as ``x-ms-runtime.client-payload.nonce`` (AzureGuest)
+or as the top-level ``nonce`` claim (SevSnpVm).
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
     if not isinstance(kid, str) or not isinstance(iss, str):
         raise StepFailed("structure", "kid (header) and iss (claims) are required strings")
     tee = claims.get("x-ms-isolation-tee")
+    if not isinstance(tee, dict) and claims.get("x-ms-attestation-type") == "sevsnpvm":
+        tee = claims  # /attest/SevSnpVm: the TEE claims are the top-level claims
     if not isinstance(tee, dict):
         raise StepFailed("structure", "x-ms-isolation-tee claim missing")
     for name in ("iat", "nbf", "exp"):
@@ -75,6 +85,8 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
             raise StepFailed("structure", f"{name} must be an integer")
     runtime: dict[str, Any] = claims["x-ms-runtime"] if isinstance(claims.get("x-ms-runtime"), dict) else {}
     payload: dict[str, Any] = runtime["client-payload"] if isinstance(runtime.get("client-payload"), dict) else {}
+    tee_runtime: dict[str, Any] = tee["x-ms-runtime"] if isinstance(tee.get("x-ms-runtime"), dict) else {}
+    request_nonce = payload.get("nonce", claims.get("nonce"))
     measurement = tee.get("x-ms-sevsnpvm-launchmeasurement")
     facts.update(
         issuer=iss,
@@ -94,7 +106,8 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
         vmpl=tee.get("x-ms-sevsnpvm-vmpl"),
         report_data=tee.get("x-ms-sevsnpvm-reportdata"),
         is_debuggable=tee.get("x-ms-sevsnpvm-is-debuggable"),
-        client_nonce=payload.get("nonce"),
+        user_data=tee_runtime.get("user-data"),
+        client_nonce=request_nonce,
         debug=tee.get("x-ms-sevsnpvm-is-debuggable") is not False,
     )
 
@@ -121,13 +134,19 @@ def verify_azure(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None
     # nonce
     if checks.nonce is not None:
         try:
-            carried = base64.b64decode(payload.get("nonce", ""), validate=True)
+            carried = base64.b64decode(request_nonce if request_nonce is not None else "", validate=True)
         except (binascii.Error, TypeError, ValueError):
             carried = b""
         if carried != checks.nonce:
-            raise StepFailed("nonce", "x-ms-runtime.client-payload.nonce differs from the expected nonce")
-    if checks.report_data is not None and facts["report_data"] != checks.report_data.hex():
-        raise StepFailed("nonce", "x-ms-sevsnpvm-reportdata differs from the expected binding")
+            raise StepFailed("nonce", "the request nonce (x-ms-runtime.client-payload.nonce or nonce) differs "
+                                      "from the expected nonce")
+    if checks.report_data is not None:
+        # Our binding is the vTPM user-data; evidence whose hardware report_data is the binding
+        # itself (no paravisor) is accepted too.  Both are covered by the hardware signature.
+        carried_binding = {str(v).lower() for v in (facts["user_data"], facts["report_data"]) if isinstance(v, str)}
+        if checks.report_data.hex() not in carried_binding:
+            raise StepFailed("nonce", "neither x-ms-runtime.user-data nor x-ms-sevsnpvm-reportdata carries the "
+                                      "expected binding")
 
     # freshness: token validity window at the injected clock
     now = checks.now.timestamp()

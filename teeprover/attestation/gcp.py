@@ -5,7 +5,7 @@ Fields used: 1 ak_pub (TPMT_PUBLIC), 2 quotes[] {1 quote (TPMS_ATTEST), 2 raw_si
 7 intermediate_certs (DER).  Checks: AK certificate -> pinned Google/TPM EK CA, AK
 certificate key == ak_pub, every quote signed by the AK (RSASSA-PKCS1-v1_5), magic/type,
 pcrDigest == H(selected PCR values in index order) with the *signature scheme's* hash,
-extraData == nonce.
+extraData == nonce, or == SHA-256(report_data) for evidence from our ``collect`` (``quote_nonce``).
 """
 
 from __future__ import annotations
@@ -58,6 +58,16 @@ class _Reader:
 
     def tpm2b(self) -> bytes:
         return self.take(self.u16())
+
+
+def quote_nonce(report_data: bytes) -> bytes:
+    """The qualifyingData our evidence collection quotes with: SHA-256 of the 64-byte report data.
+
+    Not the report data itself: a TPM2B_DATA holds at most sizeof(TPMT_HA) bytes, the TPM's
+    largest implemented digest plus 2, i.e. 50 bytes on a SHA-384 vTPM such as GCE's, and
+    TPM2_Quote answers TPM_RC_SIZE for a 64-byte nonce.  Every TPM 2.0 implements SHA-256.
+    """
+    return hashlib.sha256(report_data).digest()
 
 
 def parse_rsa_public(data: bytes) -> tuple[rsa.RSAPublicKey, int]:
@@ -197,11 +207,14 @@ def verify_gcp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
         if digest != attest["pcr_digest"]:
             raise StepFailed("signature", f"{HASHES[q['pcr_hash']][0]} PCR values do not match the quoted pcrDigest")
 
-    # nonce (every quote must carry it); freshness comes only from the nonce
-    if checks.nonce is not None:
+    # nonce (every quote must carry it); freshness comes only from the nonce.  Our own evidence
+    # carries quote_nonce(report_data); report_data, when given, takes precedence over nonce.
+    if checks.report_data is not None:
+        for _, attest, _ in quotes:
+            if attest["extra_data"] != quote_nonce(checks.report_data):
+                raise StepFailed("nonce", "quote extraData is not SHA-256 of the expected report_data")
+    elif checks.nonce is not None:
         for _, attest, _ in quotes:
             if attest["extra_data"] != checks.nonce:
                 raise StepFailed("nonce", "quote extraData differs from the expected nonce")
-    if checks.report_data is not None:
-        raise StepFailed("nonce", "gcp-vtpm quotes carry a nonce, not 64-byte report data; pass nonce instead")
     facts["debug"] = False
