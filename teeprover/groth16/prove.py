@@ -165,8 +165,8 @@ class EarlyMsms:
         self.nonzero = [x != 0 for x in self.z] if 0 in self.z else None
         self.num_public = num_public
         self.futures: dict[str, list[Future[Any]]] = {}
-        # ``qap.evaluations_native`` of this witness on the key, if the caller computed it while checking
-        # the witness against the circuit (it must be exactly that: it goes into the witness map).
+        # ``qap.evaluations_native`` of this witness on the key, if the caller computed it from the key's
+        # matrices itself (it must be exactly that: it goes into the witness map).
         self.evals: tuple[list[int], list[int]] | None = None
 
     def on_query(self, name: str, points: Sequence[Any], identities: list[int] | None = None) -> None:

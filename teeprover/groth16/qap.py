@@ -66,14 +66,16 @@ class _Prepared:
         # native output slot m is snarkjs's D(w_2n^(2i+1)) with i = m * j^-1 mod n
         self.h_order = list(to_native)
 
+    has_matrices = True
+
     @classmethod
-    def from_entries(cls, n: int, a1: list[tuple[int, int]], b1: list[tuple[int, int]],
-                     a: list[tuple[int, int, int]], b: list[tuple[int, int, int]]) -> _Prepared:
-        """From entries already in the attribute layout (slots from :func:`teeprover.curve.native_order`;
-        values in ``a``/``b`` reduced and != 1): what a caller that parsed the matrices itself builds."""
+    def without_matrices(cls, n: int) -> _Prepared:
+        """Only the domain data: for a caller that computes ``A z``, ``B z`` itself and passes them to
+        :func:`witness_map_native` (:func:`evaluations_native` refuses such an object)."""
         self = cls.__new__(cls)
         self.n = n
-        self.a1, self.b1, self.a, self.b = a1, b1, a, b
+        self.a1, self.b1, self.a, self.b = [], [], [], []
+        self.has_matrices = False
         self._domain_data(curve.native_order(n)[1])
         return self
 
@@ -99,6 +101,8 @@ def _odd_coset_native(evals_native: list[Scalar], prep: _Prepared) -> list[Scala
 
 def evaluations_native(prep: _Prepared, witness: Sequence[int]) -> tuple[list[int], list[int]]:
     """``(A z, B z)`` on the domain, native order (not reduced)."""
+    if not prep.has_matrices:
+        raise ValueError("this QAP data has no matrices: pass the evaluations to witness_map_native")
     n = prep.n
     acc_a = [0] * n
     acc_b = [0] * n

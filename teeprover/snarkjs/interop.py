@@ -26,7 +26,7 @@ from teeprover.groth16.types import Coeff, Proof, ProvingKey, VerifyingKey
 from teeprover.groth16.verify import verify
 from teeprover.r1cs import R1CS
 from teeprover.snarkjs import export
-from teeprover.snarkjs.r1cs import Header, read_r1cs, read_r1cs_raw
+from teeprover.snarkjs.r1cs import read_r1cs, read_r1cs_header
 from teeprover.snarkjs.wtns import read_wtns
 from teeprover.snarkjs.zkey import read_zkey
 
@@ -90,28 +90,29 @@ class _NotFast(Exception):
     """The fast path does not vouch for these files: use the reference path."""
 
 
-_RR2 = pow(2, 512, R)  # zkey section 4 stores v * 2^512 mod r ("Montgomery twice")
-_U32 = struct.Struct("<I").unpack_from
-_ENTRY = struct.Struct("<I32s")  # an .r1cs row entry: wire, coefficient
+_RR2_INV = pow(2, -512, R)  # zkey section 4 stores v * 2^512 mod r ("Montgomery twice")
 _COEF = struct.Struct("<III32s")  # a .zkey section-4 record: matrix, constraint, signal, value
 
 
 def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proof, list[int], VerifyingKey]:
-    """The same checks and the same proof as :func:`_prove_reference`, with less work and more overlap.
+    """The proof :func:`_prove_reference` would return, with less work and more overlap.
 
-    * The four MSMs that need only the witness start while the key is decoded (B2 first):
-      :class:`~teeprover.groth16.prove.EarlyMsms`; the rest runs on the other core meanwhile.
-    * The ``.r1cs`` is walked once, straight from its bytes (:func:`_scan_constraints`): every row
-      checked as :func:`read_r1cs` checks it, every constraint checked on the witness as
-      ``R1CS.check_witness`` does, and the A/B entries rebuilt in the zkey's section-4 layout,
-      compared with the key's section 4 byte for byte (so no :class:`Coeff` objects, and the
-      prover's QAP data comes from the same walk).
-    Anything unexpected raises, and the caller falls back to the reference path.
+    Like ``snarkjs groth16 prove`` (which reads no ``.r1cs`` at all) it proves what the key encodes:
+    ``A z`` and ``B z`` come from the key's own A/B coefficients (section 4, one pass over fixed-size
+    records, :func:`_key_evaluations`), and of the ``.r1cs`` only the header is read (its sizes must be
+    the key's).  It does not check the witness against every constraint, nor the key's matrices against
+    the ``.r1cs``: the proof is verified instead, and a witness that fails a constraint of the key's
+    circuit cannot give a verifying proof (Groth16 soundness).  On any failure (a malformed file, a
+    proof that does not verify, sizes that differ) it raises, and :func:`prove_snarkjs_files` runs the
+    reference path, which does every check and names the error.
+
+    The four MSMs that need only the witness start while the key is decoded (B2 first):
+    :class:`~teeprover.groth16.prove.EarlyMsms`; the rest runs on the other core meanwhile.
     """
     witness = read_wtns(wtns_path)
     if not witness or witness[0] != 1:
         raise _NotFast("witness[0] != 1")
-    hdr, cons = read_r1cs_raw(r1cs_path)
+    hdr = read_r1cs_header(r1cs_path)
     if len(witness) != hdr.num_variables:
         raise _NotFast("witness length")
     early = EarlyMsms(witness, hdr.num_public)
@@ -121,9 +122,8 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
         if (pk.num_variables, pk.num_public, pk.domain_size) != (
                 hdr.num_variables, hdr.num_public, hdr.domain_size()):
             raise _NotFast("sizes")
-        prep, early.evals = _scan_constraints(cons, hdr, witness, sec4.pop())
-        del cons  # the .r1cs file's buffer
-        pk._cache["qap"] = prep
+        early.evals = _key_evaluations(sec4.pop(), pk.domain_size, early.z)
+        pk._cache["qap"] = qap._Prepared.without_matrices(pk.domain_size)
         proof = create_random_proof(pk, witness, early=early)
     except BaseException:
         early.cancel()
@@ -134,112 +134,32 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     return proof, public, pk.vk
 
 
-def _scan_constraints(cons: memoryview, hdr: Header, z: list[int],
-                      sec4: bytes | memoryview) -> tuple[qap._Prepared, tuple[list[int], list[int]]]:
-    """Check every constraint on the witness and that the key's A/B entries are the circuit's.
+def _key_evaluations(sec4: bytes, n: int, z: list[int]) -> tuple[list[int], list[int]]:
+    """``A z`` and ``B z`` on the domain in native order (not reduced), from a zkey's section 4.
 
-    Returns the prover's QAP data and ``A z``, ``B z`` on the domain (native order, reduced): the
-    first step of the witness map, already done here.
-
-    Raises :class:`_NotFast` (or any error) on anything :func:`read_r1cs`, ``check_witness`` or
-    :func:`check_key_matches_circuit` might refuse, and when section 4 is laid out differently from
-    what snarkjs writes (then the reference path compares the matrices entry by entry).
+    Section 4 is ``u32 count`` then ``count`` records ``(u32 matrix, u32 constraint, u32 signal,
+    32-byte value * 2^512 mod r)``; the zkey reader checked its size.  Raises on a matrix other than
+    A/B, a constraint outside the domain or a signal outside the witness (IndexError), or a value
+    that is not reduced.
     """
-    n = hdr.domain_size()
-    pos = native_order(n)[0]
-    buf = cons  # struct reads straight from the file's buffer (no copy)
-    size = len(buf)
-    r, u32, entry = R, _U32, _ENTRY.unpack_from
-    conv: dict[bytes, tuple[int, bytes]] = {}  # coefficient bytes -> (value, zkey bytes): a few distinct values
-
-    def value(cb: bytes) -> tuple[int, bytes]:
-        v = int.from_bytes(cb, "little")
-        if v >= r:
-            raise _NotFast("coefficient not reduced")
-        cv = conv[cb] = (v, (v * _RR2 % r).to_bytes(32, "little"))
-        return cv
-
-    def c_value(cb: bytes) -> int:  # C is not in the key: no zkey form, and no memo (often one value a row)
-        v = int.from_bytes(cb, "little")
-        if v >= r:
-            raise _NotFast("coefficient not reduced")
-        return v
-
-    recs: list[tuple[int, int, int, bytes]] = []  # zkey section-4 records, in snarkjs's order
-    rec = recs.append
-    body = memoryview(sec4)[4:]
-    n_recs = len(body) // _COEF.size  # the zkey reader checked len(sec4) == 4 + count * size
-    done = 0
-
-    def flush() -> None:  # compare in blocks: never all of section 4 as Python objects at once
-        nonlocal done
-        k = len(recs)
-        if done + k > n_recs or list(_COEF.iter_unpack(body[_COEF.size * done:_COEF.size * (done + k)])) != recs:
-            raise _NotFast("section 4 differs from the circuit (or is ordered differently)")
-        done += k
-        recs.clear()
-
-    a1: list[tuple[int, int]] = []
-    b1: list[tuple[int, int]] = []
-    a: list[tuple[int, int, int]] = []
-    b: list[tuple[int, int, int]] = []
+    pos = native_order(n)[0]  # snarkjs point w^c sits at native slot pos[c]
     eva, evb = [0] * n, [0] * n
+    conv: dict[bytes, int] = {}  # circuits use a few distinct coefficients: convert each once
     get = conv.get
-    p = 0
-    def header(at: int) -> tuple[int, int]:
-        """A row's entry count at ``at`` → (first entry, end of the row)."""
-        (cnt,) = u32(buf, at)
-        first, last = at + 4, at + 4 + 36 * cnt
-        if last > size:
-            raise _NotFast("truncated")
-        return first, last
-
-    def key_row(matrix: int, ci: int, slot: int, at: int, ones: list[tuple[int, int]],
-                others: list[tuple[int, int, int]]) -> tuple[int, int]:
-        """One A (matrix 0) or B (matrix 1) row: records its section-4 entries, returns (<row, z>, end)."""
-        first, last = header(at)
-        d = 0
-        for e in range(first, last, 36):
-            w, cb = entry(buf, e)
-            v, zb = get(cb) or value(cb)
-            rec((matrix, ci, w, zb))
-            if v == 1:
-                d += z[w]  # IndexError for a wire out of range
-                ones.append((slot, w))
-            else:
-                d += v * z[w]
-                others.append((slot, w, v))
-        return d % r, last
-
-    for ci in range(hdr.num_constraints):
-        slot = pos[ci]
-        da, p = key_row(0, ci, slot, p, a1, a)
-        db, p = key_row(1, ci, slot, p, b1, b)
-        first, p = header(p)
-        dc = 0
-        for e in range(first, p, 36):
-            w, cb = entry(buf, e)
-            cv = get(cb)
-            dc += (cv[0] if cv is not None else c_value(cb)) * z[w]
-        if (da * db - dc) % r:
-            raise _NotFast("constraint not satisfied")
-        eva[slot] = da
-        evb[slot] = db
-        if len(recs) >= 1 << 16:
-            flush()
-    if p != size:
-        raise _NotFast("trailing bytes")
-    one = _RR2.to_bytes(32, "little")
-    n_c = hdr.num_constraints
-    for s in range(hdr.num_public + 1):  # snarkjs's public-input rows: A = z_s
-        rec((0, n_c + s, s, one))
-        a1.append((pos[n_c + s], s))
-        eva[pos[n_c + s]] = z[s]
-    flush()
-    if done != n_recs or _U32(sec4, 0)[0] != n_recs:
-        raise _NotFast("section 4 has more entries than the circuit")
-    evals = (eva, evb)
-    return qap._Prepared.from_entries(n, a1, b1, a, b), evals
+    for m, c, s, vb in _COEF.iter_unpack(memoryview(sec4)[4:]):
+        v = get(vb)
+        if v is None:
+            stored = int.from_bytes(vb, "little")
+            if stored >= R:
+                raise _NotFast("coefficient not reduced")
+            v = conv[vb] = stored * _RR2_INV % R
+        if m == 0:
+            eva[pos[c]] += z[s] if v == 1 else v * z[s]
+        elif m == 1:
+            evb[pos[c]] += z[s] if v == 1 else v * z[s]
+        else:
+            raise _NotFast("section 4 names a matrix other than A and B")
+    return eva, evb
 
 
 def write_snarkjs_outputs(directory: str | Path, proof: Proof, public: list[int], vk: VerifyingKey) -> None:

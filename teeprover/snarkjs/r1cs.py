@@ -93,15 +93,10 @@ def _header(bf: _binfile.BinFile) -> Header:
     return Header(num_variables=n_wires, num_public=n_public, num_constraints=n_constraints)
 
 
-def read_r1cs_raw(path: str | Path) -> tuple[Header, memoryview]:
-    """The checked header and the undecoded constraint section (2) of a ``.r1cs`` file.
-
-    For a caller that walks the constraints itself (``teeprover.snarkjs.interop``'s fast path) and
-    must then check every row as :func:`read_r1cs` does: wires ``< num_variables``, coefficients
-    ``< r``, the section consumed exactly.
-    """
-    bf = _binfile.read_path(path, "r1cs", versions=(1,), what=_WHAT)
-    return _header(bf), bf.section(2, what=_WHAT)
+def read_r1cs_header(path: str | Path) -> Header:
+    """The checked header of a ``.r1cs`` file (sizes, field, no custom gates); the constraints are not
+    decoded (``teeprover.snarkjs.interop``'s fast path needs only the sizes)."""
+    return _header(_binfile.read_path(path, "r1cs", versions=(1,), what=_WHAT))
 
 
 def _decode(bf: _binfile.BinFile) -> R1CS:
@@ -135,4 +130,4 @@ def r1cs_to_bytes(r1cs: R1CS) -> bytes:
     return _binfile.build("r1cs", 1, [(1, header), (2, cons), (3, wire_map)])
 
 
-__all__ = ["parse_r1cs", "read_r1cs", "read_r1cs_raw", "Header", "r1cs_to_bytes", "MAX_CONSTRAINTS", "MAX_WIRES"]
+__all__ = ["parse_r1cs", "read_r1cs", "read_r1cs_header", "Header", "r1cs_to_bytes", "MAX_CONSTRAINTS", "MAX_WIRES"]

@@ -118,6 +118,25 @@ def test_prove_snarkjs_files_refuses_a_key_of_another_circuit(tmp_path: Path, fi
         interop.prove_snarkjs_files(*_write(tmp_path, {**files, "zkey": wrong}))
 
 
+def test_a_key_whose_coefficients_differ_from_its_points_gives_no_proof(tmp_path: Path, files, chain) -> None:
+    """The fast path takes A z, B z from the key's section 4 and relies on verifying its proof: a section 4
+    that does not match the key's points (or the .r1cs) must be refused there, and named by the reference
+    path."""
+    import dataclasses
+
+    from teeprover.groth16.types import Coeff
+
+    pk = chain[2]
+    first = pk.coeffs[0]
+    changed = (Coeff(first.matrix, first.constraint, first.signal, (first.value + 1) % R),) + tuple(pk.coeffs[1:])
+    wrong = zkey.zkey_to_bytes(dataclasses.replace(pk, coeffs=changed))
+    paths = _write(tmp_path, {**files, "zkey": wrong})
+    with pytest.raises(interop._NotFast, match="does not verify"):
+        interop._prove_fast(*paths)
+    with pytest.raises(Exception, match="not made for this r1cs"):
+        interop.prove_snarkjs_files(*paths)
+
+
 # --- refusals -----------------------------------------------------------------------------
 
 def test_r1cs_over_another_field_is_refused() -> None:
