@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 from teeprover.attestation import Roots, binding_digest, collect, gcp, verify
 from teeprover.attestation import tpm as T
 from teeprover.attestation.cli import main as cli_main
-from teeprover.attestation.evidence import (
+from teeprover.attestation.evidence import default_provider
+from teeprover.attestation.gcp_evidence import (
     GCE_AK_CERT_NV_INDEX_RSA,
     GCE_AK_TEMPLATE_NV_INDEX_RSA,
     GcpVtpmProvider,
-    default_provider,
     encode_gcp_attestation,
 )
 from tests.support.fake_tpm import FakeTpm, ak_template_rsa
