@@ -20,6 +20,7 @@ from google.api import annotations_pb2
 from google.protobuf import descriptor_pb2
 
 from services.common.config import GatewayConfig
+from services.common.deprecations import PROVE_TX_HEADERS
 from teeprover.params.manifest import K_MAX, K_MIN
 
 HERE = Path(__file__).resolve().parent
@@ -40,6 +41,9 @@ class Policy:
     # (its own per-IP bucket, whatever the query string or percent-encoding), anything else is a 400
     # from Envoy — so "010", "%31%30" or "10?" cannot open a fresh bucket for the same k.
     variable_values: tuple[str, ...] = ()
+    # Added by Envoy to every response of the route, errors included (the RPC itself can only send
+    # headers with a success: see docs/gateway.md, "error-only replies").
+    response_headers: tuple[tuple[str, str], ...] = ()
 
 
 POLICIES: dict[str, Policy] = {
@@ -49,7 +53,7 @@ POLICIES: dict[str, Policy] = {
     "Prover.ProofVersions": Policy(),
     "Prover.Check": Policy(protected=True, timeout_s=120),
     "Prover.Prove": Policy(protected=True, timeout_s=660),
-    "Prover.ProveTx": Policy(protected=True, timeout_s=660),
+    "Prover.ProveTx": Policy(protected=True, timeout_s=660, response_headers=PROVE_TX_HEADERS),
     "Prover.K": Policy(protected=True, timeout_s=60),
     "Attestor.GetAttestation": Policy(timeout_s=10),
     "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True,
@@ -246,6 +250,10 @@ def _route(r: HttpRoute, cfg: GatewayConfig, policy: Policy, match: dict[str, An
             "idle_timeout": f"{policy.timeout_s + 60}s",
         },
     }
+    if policy.response_headers:
+        route["response_headers_to_add"] = [
+            {"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
+            for k, v in policy.response_headers]
     if policy.protected:
         return route  # the virtual host's shared per-IP bucket applies
     if policy.per_ip_hourly:

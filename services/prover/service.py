@@ -7,14 +7,11 @@ from typing import Any
 import grpc
 from google.api import httpbody_pb2
 
+from services.common.deprecations import PROVE_TX_HEADERS
 from services.common.logs import request_id_var
 from services.prover.core import ProverCore
 from teeprover.errors import Unavailable
 from teeprover.v1 import prover_pb2, prover_pb2_grpc
-
-# RFC 9745: the date since which /prove-tx is deprecated (2026-01-01T00:00:00Z).
-DEPRECATION = "@1767225600"
-DEPRECATION_HEADERS = (("deprecation", DEPRECATION), ("link", '</prove>; rel="successor-version"'))
 
 
 class ProverServicer(prover_pb2_grpc.ProverServicer):
@@ -56,7 +53,7 @@ class ProverServicer(prover_pb2_grpc.ProverServicer):
         # Sent only with a success: initial metadata sent before an error turns the reply from
         # trailers-only into headers + trailers, and the gateway's error filter (which reads the
         # public error body from the response headers) would then pass the raw google.rpc.Status.
-        context.send_initial_metadata(DEPRECATION_HEADERS)
+        context.send_initial_metadata(PROVE_TX_HEADERS)
         return reply
 
     def K(self, request: httpbody_pb2.HttpBody, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:

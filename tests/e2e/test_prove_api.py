@@ -132,6 +132,18 @@ def test_prove_tx_is_deprecated_but_works(http: httpx.Client, stack: Stack) -> N
     assert len(proofs) == 2 and all(encoding.decode_proof(p) for p in proofs)
 
 
+def test_prove_tx_errors_are_announced_as_deprecated_too(http: httpx.Client, stack: Stack) -> None:
+    """Envoy adds the route's Deprecation/Link headers to error replies (the RPC cannot send headers
+    before it fails without breaking the JSON error body)."""
+    reply = _post(http, stack, "/prove-tx", b"garbage")
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"] == "BadRequest" and reply.json()["request_id"]
+    assert reply.headers["deprecation"] == "@1767225600"
+    assert reply.headers["link"] == '</prove>; rel="successor-version"'
+    ok = _post(http, stack, "/prove-tx", cbor2.dumps([cbor2.loads(zkir.ProveRequest(_preimage()).to_cbor())]))
+    assert ok.status_code == 200 and ok.headers.get_list("deprecation") == ["@1767225600"]  # not doubled
+
+
 def test_sealed_request_to_the_attested_key(http: httpx.Client, stack: Stack) -> None:
     """A wallet verifies the attestation, seals its preimage to the bound HPKE key, and gets a proof."""
     import base64
