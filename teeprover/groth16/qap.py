@@ -124,13 +124,20 @@ def witness_map_native(prep: _Prepared, witness: Sequence[int],
     ``evals``: :func:`evaluations_native` of this witness when the caller already has it.
     """
     acc_a, acc_b = evals if evals is not None else evaluations_native(prep, witness)
+    # Each list is n library scalars (~80 MB at k=20): dropped as soon as it is used, so that at most
+    # four are alive at once.
     a_t = curve.frs(acc_a)
     b_t = curve.frs(acc_b)
     c_t = [x * y for x, y in zip(a_t, b_t, strict=True)]
     a_odd = _odd_coset_native(a_t, prep)
+    del a_t
     b_odd = _odd_coset_native(b_t, prep)
+    del b_t
+    ab_odd = [x * y for x, y in zip(a_odd, b_odd, strict=True)]
+    del a_odd, b_odd
     c_odd = _odd_coset_native(c_t, prep)
-    return [x * y - z for x, y, z in zip(a_odd, b_odd, c_odd, strict=True)]
+    del c_t
+    return [x - z for x, z in zip(ab_odd, c_odd, strict=True)]
 
 
 def witness_map(prep: _Prepared, witness: Sequence[int]) -> list[Scalar]:

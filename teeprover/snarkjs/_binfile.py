@@ -12,7 +12,9 @@ before anything is sliced or allocated, and every failure raises
 
 from __future__ import annotations
 
+import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,33 +32,70 @@ _U32 = struct.Struct("<I")
 
 @dataclass(frozen=True)
 class BinFile:
+    """A parsed container: the section table, and the bodies either in memory (``data``, from
+    :func:`parse`) or read from ``path`` when asked for (:func:`read_path`: a caller that decodes one
+    section at a time never holds the whole file)."""
+
     kind: str
     version: int
-    data: memoryview
+    data: memoryview | None
     sections: dict[int, list[tuple[int, int]]]  # type -> [(offset, size)]
+    path: Path | None = None
 
-    def section(self, sec: int, *, what: str) -> memoryview:
-        """The body of the one section of type ``sec``; missing or duplicated is malformed."""
+    def _entry(self, sec: int, what: str) -> tuple[int, int]:
         entries = self.sections.get(sec)
         if not entries:
             raise MalformedEncoding(f"{what}: missing section {sec}")
         if len(entries) > 1:
             raise MalformedEncoding(f"{what}: section {sec} is duplicated")
-        off, size = entries[0]
-        return self.data[off:off + size]
+        return entries[0]
+
+    def size(self, sec: int, *, what: str) -> int:
+        """The body size of the one section of type ``sec``; missing or duplicated is malformed."""
+        return self._entry(sec, what)[1]
+
+    def section(self, sec: int, *, what: str) -> memoryview:
+        """The body of the one section of type ``sec``; missing or duplicated is malformed."""
+        off, size = self._entry(sec, what)
+        if self.data is not None:
+            return self.data[off:off + size]
+        assert self.path is not None
+        return memoryview(_read_at(self.path, off, size, what))
+
+    def section_bytes(self, sec: int, *, what: str) -> bytes:
+        """:meth:`section` as ``bytes`` (copied from memory, or as read: no second copy)."""
+        off, size = self._entry(sec, what)
+        if self.data is not None:
+            return self.data[off:off + size].tobytes()
+        assert self.path is not None
+        return _read_at(self.path, off, size, what)
 
     def has(self, sec: int) -> bool:
         return sec in self.sections
 
 
-def parse(data: bytes | bytearray | memoryview, kind: str, *, versions: tuple[int, ...], what: str) -> BinFile:
-    """Split a binfile into sections, checking magic, version and every section bound."""
-    mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
-    if len(mv) > MAX_FILE_BYTES:
+def _read_at(path: Path, offset: int, size: int, what: str) -> bytes:
+    """``size`` bytes at ``offset``; a file that shrank since its table was read is malformed."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            body = f.read(size)
+    except OSError as exc:
+        raise MalformedEncoding(f"{what}: cannot read {path.name}: {exc.strerror}") from exc
+    if len(body) != size:
+        raise MalformedEncoding(f"{what}: {path.name} changed while it was being read")
+    return body
+
+
+def _table(read: Callable[[int, int], bytes], total: int, kind: str, versions: tuple[int, ...],
+           what: str) -> tuple[int, dict[int, list[tuple[int, int]]]]:
+    """Version and section table of a container of ``total`` bytes, read through ``read(offset, n)``:
+    magic, version and every section bound checked against ``total``."""
+    if total > MAX_FILE_BYTES:
         raise MalformedEncoding(f"{what}: file is larger than {MAX_FILE_BYTES} bytes")
-    if len(mv) < _HEAD.size:
+    if total < _HEAD.size:
         raise MalformedEncoding(f"{what}: truncated header")
-    magic, version, n_sections = _HEAD.unpack_from(mv, 0)
+    magic, version, n_sections = _HEAD.unpack(read(0, _HEAD.size))
     if magic != kind.encode():
         raise MalformedEncoding(f"{what}: not a {kind} file (bad magic)")
     if version not in versions:
@@ -66,29 +105,44 @@ def parse(data: bytes | bytearray | memoryview, kind: str, *, versions: tuple[in
     pos = _HEAD.size
     sections: dict[int, list[tuple[int, int]]] = {}
     for _ in range(n_sections):
-        if pos + _SEC.size > len(mv):
+        if pos + _SEC.size > total:
             raise MalformedEncoding(f"{what}: truncated section table")
-        sec, size = _SEC.unpack_from(mv, pos)
+        sec, size = _SEC.unpack(read(pos, _SEC.size))
         pos += _SEC.size
-        if size > len(mv) - pos:
+        if size > total - pos:
             raise MalformedEncoding(f"{what}: section {sec} runs past the end of the file")
         sections.setdefault(sec, []).append((pos, size))
         pos += size
-    if pos != len(mv):
-        raise MalformedEncoding(f"{what}: {len(mv) - pos} trailing bytes after the last section")
+    if pos != total:
+        raise MalformedEncoding(f"{what}: {total - pos} trailing bytes after the last section")
+    return version, sections
+
+
+def parse(data: bytes | bytearray | memoryview, kind: str, *, versions: tuple[int, ...], what: str) -> BinFile:
+    """Split a binfile into sections, checking magic, version and every section bound."""
+    mv = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    version, sections = _table(lambda off, n: bytes(mv[off:off + n]), len(mv), kind, versions, what)
     return BinFile(kind=kind, version=version, data=mv, sections=sections)
 
 
 def read_path(path: str | Path, kind: str, *, versions: tuple[int, ...], what: str) -> BinFile:
+    """The section table of a file; section bodies are read when :meth:`BinFile.section` asks for them."""
     p = Path(path)
     try:
-        size = p.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MalformedEncoding(f"{what}: file is larger than {MAX_FILE_BYTES} bytes")
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            total = os.fstat(f.fileno()).st_size
+
+            def read(offset: int, n: int) -> bytes:
+                f.seek(offset)
+                chunk = f.read(n)
+                if len(chunk) != n:
+                    raise MalformedEncoding(f"{what}: {p.name} changed while it was being read")
+                return chunk
+
+            version, sections = _table(read, total, kind, versions, what)
     except OSError as exc:
         raise MalformedEncoding(f"{what}: cannot read {p.name}: {exc.strerror}") from exc
-    return parse(data, kind, versions=versions, what=what)
+    return BinFile(kind=kind, version=version, data=None, sections=sections, path=p)
 
 
 class Reader:

@@ -87,9 +87,9 @@ def _header(bf: _binfile.BinFile) -> Header:
     if n_constraints > MAX_CONSTRAINTS:
         raise MalformedEncoding(f"{_WHAT}: {n_constraints} constraints is above the supported maximum")
     if bf.has(3):
-        m = bf.section(3, what=_WHAT)
-        if len(m) != 8 * n_wires:
-            raise MalformedEncoding(f"{_WHAT}: wire map has {len(m)} bytes, expected {8 * n_wires}")
+        m = bf.size(3, what=_WHAT)
+        if m != 8 * n_wires:
+            raise MalformedEncoding(f"{_WHAT}: wire map has {m} bytes, expected {8 * n_wires}")
     return Header(num_variables=n_wires, num_public=n_public, num_constraints=n_constraints)
 
 

@@ -160,31 +160,33 @@ def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback 
         g1("alpha1"), g1("beta1"), g2("beta2"), g2("gamma2"), g1("delta1"), g2("delta2"))
     hd.end()
 
-    # Check every section's size before decoding any bulk point.
-    sec: dict[int, memoryview] = {i: bf.section(i, what=_WHAT) for i in range(3, 10)}
+    # Check every section's size before decoding any bulk point.  The bodies are then read one at a
+    # time (from a file: read_path), so the whole file is never in memory at once.
     expect = {3: (n_pub + 1) * _G1S, 5: n_vars * _G1S, 6: n_vars * _G1S, 7: n_vars * _G2S,
               8: (n_vars - n_pub - 1) * _G1S, 9: n * _G1S}
     for i, size in expect.items():
-        if len(sec[i]) != size:
-            raise MalformedEncoding(f"{_WHAT}: section {i} has {len(sec[i])} bytes, expected {size}")
+        if (got := bf.size(i, what=_WHAT)) != size:
+            raise MalformedEncoding(f"{_WHAT}: section {i} has {got} bytes, expected {size}")
+    n_coeff_bytes = bf.size(4, what=_WHAT)
 
-    ic = _g1_array(sec[3], n_pub + 1, "IC", True)
+    ic = _g1_array(bf.section(3, what=_WHAT), n_pub + 1, "IC", True)
     vk = VerifyingKey(alpha_g1=alpha1, beta_g2=beta2, gamma_g2=gamma2, delta_g2=delta2, ic=ic)
     # In the order a caller starting MSMs wants them (see QueryCallback): H, needed last, last.
     q: dict[str, tuple[Any, ...]] = {}
     for name, i, count, what in (("b2", 7, n_vars, "B2"), ("a", 5, n_vars, "A"), ("b1", 6, n_vars, "B1"),
                                  ("c", 8, n_vars - n_pub - 1, "C"), ("h", 9, n, "H")):
-        raw = sec[i].tobytes()
+        raw = bf.section_bytes(i, what=_WHAT)
         q[name] = (_g2_array if i == 7 else _g1_array)(raw, count, what, check_subgroup)
         if on_query is not None:
             on_query(name, q[name], curve.zero_chunks(raw, _G2S if i == 7 else _G1S))
     coeffs: tuple[Coeff, ...] = ()
+    sec4 = bf.section(4, what=_WHAT)
     if raw_coeffs is None:
-        coeffs = _coeffs(sec[4], n, n_vars)
+        coeffs = _coeffs(sec4, n, n_vars)
     else:
-        if len(sec[4]) < 4 or len(sec[4]) != 4 + int.from_bytes(sec[4][:4], "little") * _COEF.size:
+        if n_coeff_bytes < 4 or n_coeff_bytes != 4 + int.from_bytes(sec4[:4], "little") * _COEF.size:
             raise MalformedEncoding(f"{_WHAT}: section 4 does not hold its coefficient count")
-        raw_coeffs(sec[4])
+        raw_coeffs(sec4)
     return ProvingKey(
         vk=vk, beta_g1=beta1, delta_g1=delta1,
         num_variables=n_vars, num_public=n_pub, domain_size=n, coeffs=coeffs,

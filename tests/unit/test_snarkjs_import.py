@@ -260,6 +260,21 @@ def test_junk_raises_malformed_encoding(kind: str, junk: bytes) -> None:
         PARSERS[kind](junk)
 
 
+def test_sections_are_read_from_the_file_when_asked_for(tmp_path: Path, files) -> None:
+    """read_path keeps only the section table; a file cut short after that is malformed, not a crash."""
+    path = tmp_path / "k.zkey"
+    path.write_bytes(files["zkey"])
+    bf = _binfile.read_path(path, "zkey", versions=(1,), what="zkey")
+    assert bf.data is None and bytes(bf.section(1, what="zkey")) == bytes(
+        _binfile.parse(files["zkey"], "zkey", versions=(1,), what="zkey").section(1, what="zkey"))
+    with open(path, "r+b") as f:
+        f.truncate(len(files["zkey"]) // 2)
+    with pytest.raises(MalformedEncoding, match="changed while it was being read"):
+        bf.section_bytes(9, what="zkey")
+    with pytest.raises(MalformedEncoding):
+        zkey.read_zkey(path)
+
+
 def test_read_missing_file_raises_malformed_encoding(tmp_path: Path) -> None:
     with pytest.raises(MalformedEncoding):
         zkey.read_zkey(tmp_path / "nope.zkey")
