@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from teeprover.attestation import Roots, binding_digest, collect, verify
 from teeprover.attestation.azure_evidence import (
@@ -172,6 +174,27 @@ def test_parse_hcl_report_rejects_malformed(mutate: Callable[[bytes], bytes], me
     parse_hcl_report(raw)
     with pytest.raises(ValueError, match=message):
         parse_hcl_report(mutate(raw))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_hcl_report_parser_and_check_only_raise_value_error(data: st.DataObject) -> None:
+    """Whatever the NV index holds (the provider turns ValueError into Unavailable)."""
+    raw = bytearray(Paravisor().report(b"\x05" * 64))
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        kind = data.draw(st.sampled_from(["byte", "u32", "cut"]))
+        if kind == "byte":
+            raw[pos] = data.draw(st.integers(0, 255))
+        elif kind == "u32":
+            raw[pos:pos + 4] = data.draw(st.integers(0, 2**32 - 1)).to_bytes(4, "little")
+        else:
+            del raw[pos:]
+            break
+    try:
+        check_hcl_report(parse_hcl_report(bytes(raw)), b"\x05" * 64)
+    except ValueError:
+        pass
 
 
 def test_check_hcl_report_needs_our_user_data_hash_binding_and_snp() -> None:
