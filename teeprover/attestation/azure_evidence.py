@@ -268,7 +268,9 @@ class AzureProvider:
     maa_url: str
     imds_url: str = "http://169.254.169.254"
     transport: httpx.BaseTransport | None = None
-    imds_timeout: float = 2.0
+    # Together below the attestor's 5 s budget, so a slow service is named in the error rather than
+    # reported as the budget running out (the VCEK chain is cached: IMDS is asked once per TCB).
+    imds_timeout: float = 1.5
     maa_timeout: float = 3.0
     report_attempts: int = 3  # reads of the HCL report while the paravisor refreshes it
     retry_delay: float = 0.05
