@@ -51,6 +51,22 @@ class AttestorCore:
             log.exception("evidence collection failed", extra={"platform": self.platform})
             return self._failed(nonce, f"evidence collection failed: {type(exc).__name__}")
 
+    def warm_up(self) -> concurrent.futures.Future[Any]:
+        """Collect one document in the background at start, so the first request does not pay for what
+        providers fetch once and cache (TDX collateral from the PCCS, Azure's VCEK chain)."""
+
+        def run() -> None:
+            try:
+                document = self._collect(None, dt.datetime.now(dt.UTC))
+            except Exception:  # noqa: BLE001 - reported, never raised: requests will say it again
+                log.exception("first evidence collection failed", extra={"platform": self.platform})
+                return
+            if document.get("error"):
+                log.warning("first evidence collection failed", extra={"platform": self.platform,
+                                                                        "error": document["error"]})
+
+        return self._executor.submit(run)
+
     def _failed(self, nonce: bytes | None, message: str) -> dict[str, Any]:
         return {"platform": self.platform, "format": "", "nonce": nonce.hex() if nonce else "",
                 "attestation": "", "metadata": {}, "error": message}

@@ -47,6 +47,7 @@ def create(config: cfgmod.AttestorConfig) -> tuple[grpc.Server, int, Any, Attest
         return evidence.collect(platform, nonce, spki, hpke, now, provider=provider)
 
     core = AttestorCore(collect, platform)
+    core.warm_up()
 
     def register(server: grpc.Server) -> list[str]:
         attestor_pb2_grpc.add_AttestorServicer_to_server(AttestorServicer(core), server)
