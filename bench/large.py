@@ -1,0 +1,121 @@
+"""Large-k benchmark without circom: ``python -m bench.large --k 20``.
+
+circom2 (the npm WASM build of circom) needs more than 20 minutes to compile the 2^20-constraint
+squaring chain, and ``snarkjs groth16 setup`` as long again, so ``bench.run --large`` is impractical
+at k = 20.  This builds the *same* circuit (``s[i+1] = s[i]^2 + i``, ``x`` and ``out`` public,
+constraints + public + 1 = 2^k) with our own writers instead: the R1CS and witness in Python,
+``.r1cs`` / ``.wtns`` in circom's binary format, the proving key with our setup from the dev
+``.ptau`` of ``bench._circom.dev_ptau`` (the one ``bench.run --large`` uses), written as a snarkjs
+``.zkey``.  Then, like ``bench.run`` (alternating, whole processes, peak RSS from ``os.wait4``):
+
+* ours: ``teeprover prove --r1cs --wtns --zkey`` (the real CLI, same command as ``bench.run``);
+* snarkjs: ``snarkjs groth16 prove`` on the same files (skip with ``--no-snarkjs``);
+
+and every proof is checked with ``snarkjs groth16 verify``.  Prints one markdown row and writes
+``bench/results/<timestamp>-large-k<k>.json``.  Files are cached under ``.cache/bench/large/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+from bench import _circom
+from bench.run import RESULTS, Run, measure, our_prover_argv, snarkjs_argv
+
+
+def build(k: int) -> _circom.Circuit:
+    """The squaring chain at 2^k, its witness and keys, as snarkjs files (cached; ``done`` stamp last)."""
+    from teeprover.curve import R
+    from teeprover.groth16.setup import generate_keys
+    from teeprover.r1cs import R1CS, Constraint
+    from teeprover.snarkjs.export import verification_key_json
+    from teeprover.snarkjs.ptau import read_ptau
+    from teeprover.snarkjs.r1cs import r1cs_to_bytes
+    from teeprover.snarkjs.wtns import wtns_to_bytes
+    from teeprover.snarkjs.zkey import write_zkey
+
+    folder = _circom.CACHE / "bench" / "large" / f"chain_k{k}"
+    c = _circom.Circuit(folder=folder, r1cs=folder / "main.r1cs", wasm=folder / "none.wasm",
+                        wtns=folder / "main.wtns", zkey=folder / "main.zkey", vk_json=folder / "verification_key.json")
+    if (folder / "done").exists():
+        return c
+    folder.mkdir(parents=True, exist_ok=True)
+    steps = (1 << k) - 4  # steps + 1 (out) constraints + 2 public + 1 = 2^k
+    cons, z, s = [], [1, 0, 3], 3
+    s_var = [2] + [3 + i for i in range(steps)]
+    for i in range(steps):
+        cons.append(Constraint({s_var[i]: 1}, {s_var[i]: 1}, {s_var[i + 1]: 1, 0: (-i) % R}))
+        s = (s * s + i) % R
+        z.append(s)
+    cons.append(Constraint({s_var[-1]: 1}, {0: 1}, {1: 1}))
+    z[1] = s
+    r1cs = R1CS(num_variables=3 + steps, num_public=2, constraints=tuple(cons))
+    assert r1cs.domain_size() == 1 << k
+    t0 = time.perf_counter()
+    params = read_ptau(_circom.smallest_ptau(k)).lagrange_params(1 << k)
+    pk = generate_keys(r1cs, params)
+    print(f"  k={k}: setup {time.perf_counter() - t0:.0f} s", flush=True)
+    c.r1cs.write_bytes(r1cs_to_bytes(r1cs))
+    c.wtns.write_bytes(wtns_to_bytes(z))
+    write_zkey(c.zkey, pk)
+    c.vk_json.write_text(verification_key_json(pk.vk))
+    (folder / "done").write_text(f"squaring chain k={k}, dev ptau\n")
+    return c
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--no-snarkjs", action="store_true", help="measure only our prover")
+    ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.build_only:
+        build(args.k)
+        return 0
+    # Built in a child: a forked prover would otherwise report this process's (large) RSS as its peak.
+    subprocess.run([sys.executable, "-m", "bench.large", "--k", str(args.k), "--build-only"], check=True)
+    c = build(args.k)
+    out = _circom.CACHE / "bench" / "large" / f"chain_k{args.k}" / "runs"
+    ours: list[Run] = []
+    theirs: list[Run] = []
+    for i in range(args.runs):
+        if not args.no_snarkjs:
+            d = out / f"snarkjs{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            theirs.append(measure(snarkjs_argv(c, d)))
+            if not _circom.snarkjs_verify(c.vk_json, d / "public.json", d / "proof.json"):
+                raise SystemExit("snarkjs's own proof does not verify")
+        d = out / f"ours{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        ours.append(measure(our_prover_argv(c, d)))
+        if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
+            raise SystemExit("our proof does not pass snarkjs groth16 verify")
+        print(f"  run {i}: ours {ours[-1].wall_s:.1f} s, {ours[-1].rss_mib:.0f} MiB"
+              + (f"; snarkjs {theirs[-1].wall_s:.1f} s, {theirs[-1].rss_mib:.0f} MiB" if theirs else ""), flush=True)
+    row = {"k": args.k, "constraints": (1 << args.k) - 3,
+           "ours_s": statistics.median(r.wall_s for r in ours), "ours_rss_mib": max(r.rss_mib for r in ours),
+           "ours_cpu_s": statistics.median(r.cpu_s for r in ours),
+           "snarkjs_s": statistics.median(r.wall_s for r in theirs) if theirs else None,
+           "snarkjs_rss_mib": max(r.rss_mib for r in theirs) if theirs else None,
+           "runs": args.runs, "cpus": os.cpu_count(), "verified_by_snarkjs": f"{len(ours)}/{len(ours)}"}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    (RESULTS / f"{stamp}-large-k{args.k}.json").write_text(json.dumps(row, indent=2) + "\n")
+    ratio = f"{row['snarkjs_s'] / row['ours_s']:.2f}x" if theirs else "—"
+    snark = f"{row['snarkjs_s']:.1f} s | {row['snarkjs_rss_mib']:.0f} MiB" if theirs else "— | —"
+    print("| k | constraints | snarkjs prove | snarkjs RSS | ours (whole process) | ours RSS | snarkjs / ours |")
+    print(f"| {args.k} | {row['constraints']:,} | {snark} | {row['ours_s']:.1f} s | {row['ours_rss_mib']:.0f} MiB "
+          f"| {ratio} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
