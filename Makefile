@@ -10,7 +10,7 @@ GEN := teeprover/v1
 DESCRIPTOR := build/teeprover.pb
 PROTOS := $(wildcard protos/teeprover/v1/*.proto)
 
-.PHONY: run test test-slow bench lint protos setup clean fuzz audit k8s-config
+.PHONY: run test test-slow bench bench-large lint protos setup clean fuzz audit k8s-config
 
 setup: $(STAMP) $(DESCRIPTOR)
 
@@ -40,6 +40,11 @@ test-slow: setup
 bench: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# k = 20 (or LARGE_K) without circom: circom2's compile and snarkjs's setup take an hour there.
+LARGE_K ?= 20
+bench-large: setup
+	$(PY) -m bench.large --k $(LARGE_K) $(BENCH_LARGE_ARGS)
 
 FUZZ_ARGS ?= --examples 100000 --jobs 2
 
