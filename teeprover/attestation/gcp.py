@@ -11,7 +11,6 @@ extraData == nonce, or == SHA-256(report_data) for evidence from our ``collect``
 from __future__ import annotations
 
 import hashlib
-import struct
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import _protobuf, _x509
 from .result import Checks, StepFailed
+from .tpm import Reader  # TPM 2.0 structures, big-endian and bounded
 
 MAX_ATTESTATION_BYTES = 128 * 1024
 TPM_GENERATED = 0xFF544347
@@ -31,33 +31,6 @@ HASHES = {
     0x000C: ("sha384", hashes.SHA384),
     0x000D: ("sha512", hashes.SHA512),
 }
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise ValueError("truncated TPM structure")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def u16(self) -> int:
-        return int(struct.unpack(">H", self.take(2))[0])
-
-    def u32(self) -> int:
-        return int(struct.unpack(">I", self.take(4))[0])
-
-    def u64(self) -> int:
-        return int(struct.unpack(">Q", self.take(8))[0])
-
-    def tpm2b(self) -> bytes:
-        return self.take(self.u16())
 
 
 def quote_nonce(report_data: bytes) -> bytes:
@@ -72,7 +45,7 @@ def quote_nonce(report_data: bytes) -> bytes:
 
 def parse_rsa_public(data: bytes) -> tuple[rsa.RSAPublicKey, int]:
     """TPMT_PUBLIC of an RSA signing key -> (public key, scheme hash alg)."""
-    r = _Reader(data)
+    r = Reader(data)
     if r.u16() != TPM_ALG_RSA:
         raise ValueError("AK is not an RSA key (only RSA AKs are supported)")
     r.u16()  # nameAlg
@@ -91,7 +64,7 @@ def parse_rsa_public(data: bytes) -> tuple[rsa.RSAPublicKey, int]:
 
 
 def parse_attest(data: bytes) -> dict[str, Any]:
-    r = _Reader(data)
+    r = Reader(data)
     out: dict[str, Any] = {"magic": r.u32(), "type": r.u16(), "qualified_signer": r.tpm2b(), "extra_data": r.tpm2b()}
     out["clock"], out["reset_count"], out["restart_count"], out["safe"] = r.u64(), r.u32(), r.u32(), r.u8()
     out["firmware_version"] = r.u64()
@@ -108,7 +81,7 @@ def parse_attest(data: bytes) -> dict[str, Any]:
 
 
 def parse_signature(data: bytes) -> tuple[int, int, bytes]:
-    r = _Reader(data)
+    r = Reader(data)
     alg, hash_alg, sig = r.u16(), r.u16(), r.tpm2b()
     if r.pos != len(data):
         raise ValueError("trailing bytes after TPMT_SIGNATURE")

@@ -13,7 +13,7 @@ HTTP 400 with MAA's error shape, and the reason is kept in ``refusals``.
 ``mode`` makes a server misbehave: ``"ok"``, ``"status400"``, ``"status500"``, ``"garbage"`` (not
 JSON), ``"no-token"``, ``"bad-token"`` (a token that is not a JWS), ``"oversized"`` (a body beyond
 any sane limit); ``delay`` (seconds) stalls every answer.  Servers are
-``ThreadingHTTPServer`` on 127.0.0.1:0 in a daemon thread; use them as context managers.
+``tests.support.loopback_http.LoopbackHttp`` servers on 127.0.0.1:0; use them as context managers.
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from teeprover.attestation import Roots
 from teeprover.attestation.snp import POLICY_DEBUG, REPORT_SIZE, parse_report
+from tests.support.loopback_http import LoopbackHttp
 
 B64URL = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 FAKE_VCEK = "-----BEGIN CERTIFICATE-----\nRkFLRSBWQ0VL\n-----END CERTIFICATE-----\n"
@@ -72,24 +72,19 @@ class _Server:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._http = LoopbackHttp(Handler, type(self).__name__)
         self.requests: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def __enter__(self) -> _Server:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        self._http.stop()
 
     def _dispatch(self, request: BaseHTTPRequestHandler, method: str) -> None:
         length = int(request.headers.get("Content-Length") or 0)

@@ -22,8 +22,11 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+
+from tests.support.loopback_http import LoopbackHttp
 
 PCK_CRL = "/sgx/certification/v4/pckcrl"
 TCB = "/tdx/certification/v4/tcb"
@@ -57,13 +60,13 @@ def _raw_json_member(key: str, raw: str, signature_hex: str) -> bytes:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: Any
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        shared = self.server.shared
+        shared = self.server.owner
         with shared.lock:
             shared.active += 1
         try:
@@ -120,32 +123,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every handler thread
-    block_on_close = True
-    shared: _Shared
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        import sys
-
-        # Clients that gave up (the timeout tests) reset the connection.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
 class FakePccs:
     """``with FakePccs(collateral) as pccs: url = pccs.url`` → http://127.0.0.1:PORT"""
 
     def __init__(self, collateral: dict[str, str]) -> None:
         self._shared = _Shared(collateral=dict(collateral))
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.shared = self._shared
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-pccs", daemon=True)
+        self._http = LoopbackHttp(_Handler, "fake-pccs", owner=self._shared)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def fault(self, path: str, fault: Fault | None) -> None:
         """Make requests whose path starts with ``path`` misbehave (``None`` heals it)."""
@@ -161,11 +148,9 @@ class FakePccs:
             return list(self._shared.requests)
 
     def __enter__(self) -> FakePccs:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._shared.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._http.stop()

@@ -13,7 +13,10 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from tests.support.loopback_http import LoopbackHttp
 
 _RANGE = re.compile(r"bytes=(\d+)-")
 
@@ -47,13 +50,13 @@ class _Shared:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: _Server
+    server: Any
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output quiet
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        shared = self.server.shared
+        shared = self.server.owner
         prefix, _, name = self.path.lstrip("/").partition("/")
         beh = shared.behaviours.get(prefix, Behaviour())
         rng = self.headers.get("Range")
@@ -106,28 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = False  # server_close() joins every handler thread
-    block_on_close = True
-    shared: _Shared
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        import sys
-
-        # Clients killed mid-download (the resume tests do it on purpose) reset the connection.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)  # type: ignore[arg-type]
-
-
 class Mirror:
     """``with Mirror() as m: m.files["a.ptau"] = data; url = m.base("p")`` → http://127.0.0.1:PORT/p/"""
 
     def __init__(self) -> None:
         self._shared = _Shared()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.shared = self._shared
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="params-mirror", daemon=True)
+        self._http = LoopbackHttp(_Handler, "params-mirror", owner=self._shared)
 
     @property
     def files(self) -> dict[str, bytes]:
@@ -136,8 +123,7 @@ class Mirror:
     def base(self, prefix: str = "m", behaviour: Behaviour | None = None) -> str:
         if behaviour is not None:
             self._shared.behaviours[prefix] = behaviour
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/{prefix}/"
+        return f"{self._http.url}/{prefix}/"
 
     def behave(self, prefix: str, behaviour: Behaviour) -> None:
         self._shared.behaviours[prefix] = behaviour
@@ -150,14 +136,12 @@ class Mirror:
         return [r for r in reqs if prefix is None or r.path.startswith(f"/{prefix}/")]
 
     def __enter__(self) -> Mirror:
-        self._thread.start()
+        self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._shared.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._http.stop()
 
 
 def dead_url() -> str:
