@@ -32,14 +32,13 @@ from bench.run import RESULTS, Run, measure, our_prover_argv, snarkjs_argv
 
 def build(k: int) -> _circom.Circuit:
     """The squaring chain at 2^k, its witness and keys, as snarkjs files (cached; ``done`` stamp last)."""
-    from teeprover.curve import R
     from teeprover.groth16.setup import generate_keys
-    from teeprover.r1cs import R1CS, Constraint
     from teeprover.snarkjs.export import verification_key_json
     from teeprover.snarkjs.ptau import read_ptau
     from teeprover.snarkjs.r1cs import r1cs_to_bytes
     from teeprover.snarkjs.wtns import wtns_to_bytes
     from teeprover.snarkjs.zkey import write_zkey
+    from tests.support.circuits import squaring_chain
 
     folder = _circom.CACHE / "bench" / "large" / f"chain_k{k}"
     c = _circom.Circuit(folder=folder, r1cs=folder / "main.r1cs", wasm=folder / "none.wasm",
@@ -47,16 +46,7 @@ def build(k: int) -> _circom.Circuit:
     if (folder / "done").exists():
         return c
     folder.mkdir(parents=True, exist_ok=True)
-    steps = (1 << k) - 4  # steps + 1 (out) constraints + 2 public + 1 = 2^k
-    cons, z, s = [], [1, 0, 3], 3
-    s_var = [2] + [3 + i for i in range(steps)]
-    for i in range(steps):
-        cons.append(Constraint({s_var[i]: 1}, {s_var[i]: 1}, {s_var[i + 1]: 1, 0: (-i) % R}))
-        s = (s * s + i) % R
-        z.append(s)
-    cons.append(Constraint({s_var[-1]: 1}, {0: 1}, {1: 1}))
-    z[1] = s
-    r1cs = R1CS(num_variables=3 + steps, num_public=2, constraints=tuple(cons))
+    r1cs, z = squaring_chain((1 << k) - 4)  # steps + 1 (out) constraints + 2 public + 1 = 2^k
     assert r1cs.domain_size() == 1 << k
     t0 = time.perf_counter()
     params = read_ptau(_circom.smallest_ptau(k)).lagrange_params(1 << k)

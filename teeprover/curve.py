@@ -209,29 +209,28 @@ def _check_canonical(data: bytes, what: str) -> None:
             raise MalformedEncoding(f"{what} coordinate is not reduced modulo p")
 
 
-def g1_from_bytes(data: bytes, *, check_subgroup: bool = True) -> G1:
-    """Decode 48 compressed bytes; raise MalformedEncoding unless on the curve (and in G1)."""
-    if not isinstance(data, bytes | bytearray) or len(data) != G1_BYTES:
-        raise MalformedEncoding(f"G1 point must be {G1_BYTES} bytes")
-    _check_canonical(data, "G1")
+def _from_compressed(data: bytes, size: int, what: str, group: Any, check_subgroup: bool) -> Any:
+    if not isinstance(data, bytes | bytearray) or len(data) != size:
+        raise MalformedEncoding(f"{what} point must be {size} bytes")
+    _check_canonical(data, what)
     try:
         if check_subgroup:
-            return G1.from_compressed_bytes(bytes(data))
-        return G1.from_compressed_bytes_unchecked(bytes(data))
+            return group.from_compressed_bytes(bytes(data))
+        return group.from_compressed_bytes_unchecked(bytes(data))
     except (ValueError, OverflowError) as exc:
-        raise MalformedEncoding("invalid G1 point encoding") from exc
+        raise MalformedEncoding(f"invalid {what} point encoding") from exc
+
+
+def g1_from_bytes(data: bytes, *, check_subgroup: bool = True) -> G1:
+    """Decode 48 compressed bytes; raise MalformedEncoding unless on the curve (and in G1)."""
+    point: G1 = _from_compressed(data, G1_BYTES, "G1", G1, check_subgroup)
+    return point
 
 
 def g2_from_bytes(data: bytes, *, check_subgroup: bool = True) -> G2:
-    if not isinstance(data, bytes | bytearray) or len(data) != G2_BYTES:
-        raise MalformedEncoding(f"G2 point must be {G2_BYTES} bytes")
-    _check_canonical(data, "G2")
-    try:
-        if check_subgroup:
-            return G2.from_compressed_bytes(bytes(data))
-        return G2.from_compressed_bytes_unchecked(bytes(data))
-    except (ValueError, OverflowError) as exc:
-        raise MalformedEncoding("invalid G2 point encoding") from exc
+    """Decode 96 compressed bytes; raise MalformedEncoding unless on the curve (and in G2)."""
+    point: G2 = _from_compressed(data, G2_BYTES, "G2", G2, check_subgroup)
+    return point
 
 
 _G1_ID = G1.identity()
@@ -366,26 +365,16 @@ def zero_chunks(data: bytes, size: int) -> list[int]:
     return out
 
 
-def _points_from_montgomery(data: bytes | bytearray | memoryview, size: int, what: str, make: Any) -> tuple[Any, ...]:
-    if len(data) % size:
-        raise MalformedEncoding(f"{what} points: length is not a multiple of {size}")
-    std = fq_from_montgomery(data, what)
-    try:
-        return tuple([make(std[o:o + size]) for o in range(0, len(std), size)])
-    except (ValueError, OverflowError) as exc:
-        raise MalformedEncoding(f"{what} point is not on the curve") from exc
-
-
 def g1s_from_montgomery(data: bytes | bytearray | memoryview) -> tuple[G1, ...]:
     """:func:`g1s_from_xy` (no subgroup check) of Montgomery-form coordinates (snarkjs ``.zkey`` /
     ``.ptau`` points): each coordinate must be < p (checked), the curve equation is checked by the
     native constructor, all zeros stay the identity."""
-    return _points_from_montgomery(data, G1_XY_BYTES, "G1", G1.from_xy_bytes_unchecked_le)
+    return g1s_from_xy(fq_from_montgomery(data, "G1"), check_subgroup=False)
 
 
 def g2s_from_montgomery(data: bytes | bytearray | memoryview) -> tuple[G2, ...]:
     """:func:`g2s_from_xy` (no subgroup check) of Montgomery-form coordinates (see g1s_from_montgomery)."""
-    return _points_from_montgomery(data, G2_XY_BYTES, "G2", G2.from_xy_bytes_unchecked_le)
+    return g2s_from_xy(fq_from_montgomery(data, "G2"), check_subgroup=False)
 
 
 def g1s_to_xy(points: Sequence[G1]) -> bytes:

@@ -116,9 +116,9 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     if len(witness) != hdr.num_variables:
         raise _NotFast("witness length")
     early = EarlyMsms(witness, hdr.num_public)
-    sec4: list[bytes] = []  # a copy: the zkey file's buffer is freed once the key is decoded
+    sec4: list[memoryview] = []  # read_zkey reads section 4 on its own: the view holds only that section
     try:
-        pk = read_zkey(zkey_path, on_query=early.on_query, raw_coeffs=lambda mv: sec4.append(mv.tobytes()))
+        pk = read_zkey(zkey_path, on_query=early.on_query, raw_coeffs=sec4.append)
         if (pk.num_variables, pk.num_public, pk.domain_size) != (
                 hdr.num_variables, hdr.num_public, hdr.domain_size()):
             raise _NotFast("sizes")
@@ -134,7 +134,7 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     return proof, public, pk.vk
 
 
-def _key_evaluations(sec4: bytes, n: int, z: list[int]) -> tuple[list[int], list[int]]:
+def _key_evaluations(sec4: bytes | memoryview, n: int, z: list[int]) -> tuple[list[int], list[int]]:
     """``A z`` and ``B z`` on the domain in native order (not reduced), from a zkey's section 4.
 
     Section 4 is ``u32 count`` then ``count`` records ``(u32 matrix, u32 constraint, u32 signal,

@@ -27,9 +27,9 @@ checked to be in the prime-order subgroup; the bulk queries are checked only wit
 and :mod:`teeprover.snarkjs.interop` verifies every proof before returning it).
 
 Fast path: no square roots.  Each section's coordinates go from Montgomery to
-standard form natively (:func:`teeprover.curve.fq_from_montgomery`) and then into the curve adapter's
-bulk affine constructors (:func:`teeprover.curve.g1s_from_xy` /
-:func:`~teeprover.curve.g2s_from_xy`: native curve-equation check, ~1 us a point).
+standard form natively and then into the curve adapter's bulk affine constructors
+(:func:`teeprover.curve.g1s_from_montgomery` / :func:`~teeprover.curve.g2s_from_montgomery`:
+native curve-equation check, ~1 us a point).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def _g1_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bo
     if len(buf) != count * _G1S:
         raise MalformedEncoding(f"{_WHAT}: {what} has {len(buf)} bytes, expected {count} G1 points")
     try:
-        if not check_subgroup:  # the bulk queries: Montgomery conversion fused with construction
+        if not check_subgroup:  # the bulk queries
             return curve.g1s_from_montgomery(buf)
         return curve.g1s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:

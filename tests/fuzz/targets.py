@@ -28,20 +28,11 @@ ATTESTATION_TESTDATA = REPO.parent / "shared" / "testdata" / "attestation"
 @functools.cache
 def _tiny_groth16() -> tuple[Any, Any, Any, list[int]]:
     """A 4-constraint circuit's proving key, a proof and its witness (setup from known secrets: test only)."""
-    from teeprover.curve import R
     from teeprover.groth16 import prove, setup
-    from teeprover.r1cs import R1CS, Constraint
     from teeprover.snarkjs.ptau import lagrange_params_from_secrets
+    from tests.support.circuits import squaring_chain
 
-    # s0 = x; s_{i+1} = s_i^2 + i; out = s_3; public: out, x
-    cons, s_var, z, s = [], [2, 3, 4, 5], [1, 0, 5], 5
-    for i in range(3):
-        cons.append(Constraint({s_var[i]: 1}, {s_var[i]: 1}, {s_var[i + 1]: 1, 0: (-i) % R}))
-        s = (s * s + i) % R
-        z.append(s)
-    cons.append(Constraint({s_var[-1]: 1}, {0: 1}, {1: 1}))
-    z[1] = s
-    r1cs = R1CS(num_variables=6, num_public=2, constraints=tuple(cons))
+    r1cs, z = squaring_chain(3, x=5)  # s0 = x; s_{i+1} = s_i^2 + i; out = s_3; public: out, x
     params = lagrange_params_from_secrets(r1cs.domain_size(), tau=77, alpha=5, beta=9)
     pk = setup.setup(r1cs, params, setup.ToxicWaste(delta=13))
     proof = prove.prove(pk, z, 3, 4)

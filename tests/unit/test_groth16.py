@@ -14,28 +14,10 @@ from teeprover.curve import R
 from teeprover.errors import InvalidInput, MalformedEncoding
 from teeprover.groth16 import encoding, prove, setup, verify
 from teeprover.groth16.types import Proof
-from teeprover.r1cs import R1CS, Constraint
 from teeprover.snarkjs import export
 from teeprover.snarkjs.ptau import lagrange_params_from_secrets
 from tests.support import npm
-
-
-def squaring_chain(n: int, x: int = 3, n_public: int = 2) -> tuple[R1CS, list[int]]:
-    """s0 = x; s_{i+1} = s_i^2 + i; public: out = s_n and x (when n_public == 2)."""
-    # variables: 0 one | 1 out | 2 x (public if n_public == 2) | 3.. s_1..s_n
-    cons = []
-    s_var = [2] + [3 + i for i in range(n)]
-    for i in range(n):
-        a = s_var[i]
-        cons.append(Constraint({a: 1}, {a: 1}, {s_var[i + 1]: 1, 0: (-i) % R}))
-    cons.append(Constraint({s_var[-1]: 1}, {0: 1}, {1: 1}))
-    z = [1, 0, x]
-    s = x
-    for i in range(n):
-        s = (s * s + i) % R
-        z.append(s)
-    z[1] = s
-    return R1CS(num_variables=3 + n, num_public=n_public, constraints=tuple(cons)), z
+from tests.support.circuits import squaring_chain
 
 
 @pytest.fixture(scope="module")

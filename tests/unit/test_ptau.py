@@ -12,7 +12,7 @@ from teeprover.errors import MalformedEncoding
 from teeprover.groth16 import prove, setup, verify
 from teeprover.snarkjs import ptau
 from tests.support import npm
-from tests.unit.test_groth16 import squaring_chain
+from tests.support.circuits import squaring_chain
 
 
 @pytest.fixture(scope="module")

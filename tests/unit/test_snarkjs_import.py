@@ -19,7 +19,7 @@ from teeprover.groth16 import setup, verify
 from teeprover.r1cs import R1CS, Constraint
 from teeprover.snarkjs import _binfile, interop, r1cs, wtns, zkey
 from teeprover.snarkjs.ptau import lagrange_params_from_secrets
-from tests.unit.test_groth16 import squaring_chain
+from tests.support.circuits import squaring_chain
 
 BN254_R = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 
