@@ -19,17 +19,25 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import _protobuf, _x509
 from .result import Checks, StepFailed
-from .tpm import Reader  # TPM 2.0 structures, big-endian and bounded
+from .tpm import (  # TPM 2.0 structures, big-endian and bounded
+    TPM_ALG_NULL,
+    TPM_ALG_RSA,
+    TPM_ALG_RSASSA,
+    TPM_ALG_SHA1,
+    TPM_ALG_SHA256,
+    TPM_ALG_SHA384,
+    TPM_ALG_SHA512,
+    TPM_GENERATED_VALUE,
+    TPM_ST_ATTEST_QUOTE,
+    Reader,
+)
 
 MAX_ATTESTATION_BYTES = 128 * 1024
-TPM_GENERATED = 0xFF544347
-TPM_ST_ATTEST_QUOTE = 0x8018
-TPM_ALG_RSA, TPM_ALG_NULL, TPM_ALG_RSASSA = 0x0001, 0x0010, 0x0014
 HASHES = {
-    0x0004: ("sha1", hashes.SHA1),
-    0x000B: ("sha256", hashes.SHA256),
-    0x000C: ("sha384", hashes.SHA384),
-    0x000D: ("sha512", hashes.SHA512),
+    TPM_ALG_SHA1: ("sha1", hashes.SHA1),
+    TPM_ALG_SHA256: ("sha256", hashes.SHA256),
+    TPM_ALG_SHA384: ("sha384", hashes.SHA384),
+    TPM_ALG_SHA512: ("sha512", hashes.SHA512),
 }
 
 
@@ -41,6 +49,11 @@ def quote_nonce(report_data: bytes) -> bytes:
     TPM2_Quote answers TPM_RC_SIZE for a 64-byte nonce.  Every TPM 2.0 implements SHA-256.
     """
     return hashlib.sha256(report_data).digest()
+
+
+def pcr_digest(hash_alg: int, values: dict[int, bytes]) -> bytes:
+    """The pcrDigest a quote of ``values`` carries: H(PCR values in index order), H the signing scheme's hash."""
+    return hashlib.new(HASHES[hash_alg][0], b"".join(values[i] for i in sorted(values))).digest()
 
 
 def parse_rsa_public(data: bytes) -> tuple[rsa.RSAPublicKey, int]:
@@ -68,12 +81,7 @@ def parse_attest(data: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {"magic": r.u32(), "type": r.u16(), "qualified_signer": r.tpm2b(), "extra_data": r.tpm2b()}
     out["clock"], out["reset_count"], out["restart_count"], out["safe"] = r.u64(), r.u32(), r.u32(), r.u8()
     out["firmware_version"] = r.u64()
-    selections = []
-    for _ in range(r.u32()):
-        alg = r.u16()
-        bitmap = r.take(r.u8())
-        selections.append((alg, [i for i in range(len(bitmap) * 8) if bitmap[i // 8] >> (i % 8) & 1]))
-    out["selections"] = selections
+    out["selections"] = r.pcr_selections()
     out["pcr_digest"] = r.tpm2b()
     if r.pos != len(data):
         raise ValueError("trailing bytes after TPMS_ATTEST")
@@ -88,30 +96,34 @@ def parse_signature(data: bytes) -> tuple[int, int, bytes]:
     return alg, hash_alg, sig
 
 
+def _parse_quote(data: bytes) -> dict[str, Any]:
+    """One ``tpm.Quote``: 1 quote, 2 raw_sig, 3 pcrs {1 hash, 2 map<uint32, bytes>}."""
+    quote: dict[str, Any] = {"quote": None, "raw_sig": None, "pcr_hash": None, "pcrs": {}}
+    for qn, qv in _protobuf.fields(data):
+        if qn == 1 and isinstance(qv, bytes):
+            quote["quote"] = qv
+        elif qn == 2 and isinstance(qv, bytes):
+            quote["raw_sig"] = qv
+        elif qn == 3 and isinstance(qv, bytes):
+            for pn, pv in _protobuf.fields(qv):
+                if pn == 1 and isinstance(pv, int):
+                    quote["pcr_hash"] = pv
+                elif pn == 2 and isinstance(pv, bytes):
+                    entry = dict(_protobuf.fields(pv))
+                    key, val = entry.get(1, 0), entry.get(2, b"")
+                    if not isinstance(key, int) or not isinstance(val, bytes):
+                        raise ValueError("bad PCR map entry")
+                    quote["pcrs"][key] = val
+    return quote
+
+
 def _parse(evidence: bytes) -> dict[str, Any]:
-    top = _protobuf.fields(evidence)
     msg: dict[str, Any] = {"ak_pub": None, "quotes": [], "ak_cert": None, "intermediates": []}
-    for number, value in top:
+    for number, value in _protobuf.fields(evidence):
         if number == 1 and isinstance(value, bytes):
             msg["ak_pub"] = value
         elif number == 2 and isinstance(value, bytes):
-            quote: dict[str, Any] = {"quote": None, "raw_sig": None, "pcr_hash": None, "pcrs": {}}
-            for qn, qv in _protobuf.fields(value):
-                if qn == 1 and isinstance(qv, bytes):
-                    quote["quote"] = qv
-                elif qn == 2 and isinstance(qv, bytes):
-                    quote["raw_sig"] = qv
-                elif qn == 3 and isinstance(qv, bytes):
-                    for pn, pv in _protobuf.fields(qv):
-                        if pn == 1 and isinstance(pv, int):
-                            quote["pcr_hash"] = pv
-                        elif pn == 2 and isinstance(pv, bytes):
-                            entry = dict(_protobuf.fields(pv))
-                            key, val = entry.get(1, 0), entry.get(2, b"")
-                            if not isinstance(key, int) or not isinstance(val, bytes):
-                                raise ValueError("bad PCR map entry")
-                            quote["pcrs"][key] = val
-            msg["quotes"].append(quote)
+            msg["quotes"].append(_parse_quote(value))
         elif number == 6 and isinstance(value, bytes):
             msg["ak_cert"] = value
         elif number == 7 and isinstance(value, bytes):
@@ -142,7 +154,7 @@ def verify_gcp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
     except ValueError as exc:
         raise StepFailed("structure", str(exc)) from None
     for _, attest, _ in quotes:
-        if attest["magic"] != TPM_GENERATED or attest["type"] != TPM_ST_ATTEST_QUOTE:
+        if attest["magic"] != TPM_GENERATED_VALUE or attest["type"] != TPM_ST_ATTEST_QUOTE:
             raise StepFailed("structure", "TPMS_ATTEST is not a TPM-generated quote")
     facts["quotes"] = [
         {"bank": HASHES[q["pcr_hash"]][0], "pcrs": sorted(q["pcrs"]), "extra_data": a["extra_data"].hex()}
@@ -176,8 +188,7 @@ def verify_gcp(evidence: bytes, checks: Checks, facts: dict[str, Any]) -> None:
         selected = [idx for alg, idxs in attest["selections"] if alg == q["pcr_hash"] for idx in idxs]
         if sorted(selected) != sorted(q["pcrs"]) or any(alg != q["pcr_hash"] for alg, _ in attest["selections"]):
             raise StepFailed("signature", "PCR selection of the quote differs from the PCR values sent")
-        digest = hashlib.new(HASHES[sig_hash][0], b"".join(q["pcrs"][i] for i in sorted(selected))).digest()
-        if digest != attest["pcr_digest"]:
+        if pcr_digest(sig_hash, q["pcrs"]) != attest["pcr_digest"]:  # q["pcrs"] is exactly ``selected``
             raise StepFailed("signature", f"{HASHES[q['pcr_hash']][0]} PCR values do not match the quoted pcrDigest")
 
     # nonce (every quote must carry it); freshness comes only from the nonce.  Our own evidence

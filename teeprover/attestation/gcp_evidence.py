@@ -6,31 +6,19 @@ TPM 2.0 client (:mod:`.tpm`); verified by :mod:`.gcp`.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from ..errors import Unavailable
 from . import tpm as t
 from ._protobuf import bytes_field, varint_field
-from .gcp import (
-    HASHES,
-    TPM_ALG_RSASSA,
-    TPM_GENERATED,
-    TPM_ST_ATTEST_QUOTE,
-    parse_attest,
-    parse_rsa_public,
-    parse_signature,
-    quote_nonce,
-)
-from .tpm import TpmError, device_transport
+from .gcp import HASHES, parse_attest, parse_rsa_public, parse_signature, pcr_digest, quote_nonce
 
 GCE_AK_CERT_NV_INDEX_RSA = 0x01C10000
 GCE_AK_TEMPLATE_NV_INDEX_RSA = 0x01C10001  # RSA preferred: gcp.py verifies RSASSA quotes only
@@ -107,7 +95,7 @@ class GcpVtpmProvider:
     @classmethod
     def from_device(cls, device: str = "/dev/tpmrm0", event_log_path: str | None = None) -> GcpVtpmProvider:
 
-        return cls(device_transport(device), event_log_path)
+        return cls(t.device_transport(device), event_log_path)
 
     def attest(self, *, report_data: bytes, nonce: bytes | None, public_key: bytes | None, now: datetime) -> bytes:
 
@@ -143,25 +131,24 @@ class GcpVtpmProvider:
         return encode_gcp_attestation(ak_pub, quotes, ak_cert, event_log=self._event_log())
 
     @staticmethod
-    def _ak_certificate(tpm: Any, ak_key: Any) -> bytes:
+    def _ak_certificate(tpm: t.Tpm, ak_key: rsa.RSAPublicKey) -> bytes:
 
         try:
             raw = tpm.nv_read(GCE_AK_CERT_NV_INDEX_RSA)
-        except TpmError as exc:
+        except t.TpmError as exc:
             raise Unavailable(f"no GCE AK certificate in NV 0x{GCE_AK_CERT_NV_INDEX_RSA:08x}: {exc.message}") from None
         try:
             der = _der_certificate(raw)
             cert_key = x509.load_der_x509_certificate(der).public_key()
         except Exception as exc:  # noqa: BLE001 - ValueError, UnsupportedAlgorithm, ...: not a usable certificate
             raise Unavailable(f"NV 0x{GCE_AK_CERT_NV_INDEX_RSA:08x} holds no usable certificate: {exc}") from None
-        numbers = getattr(cert_key, "public_numbers", None)
-        if numbers is None or numbers() != ak_key.public_numbers():
+        if not isinstance(cert_key, rsa.RSAPublicKey) or cert_key.public_numbers() != ak_key.public_numbers():
             raise Unavailable("the AK certificate in NV does not certify the AK created from the template")
         return der
 
     @staticmethod
     def _quote(
-        tpm: Any, handle: int, ak_key: Any, bank: int, pcrs: list[int], qualifying: bytes
+        tpm: t.Tpm, handle: int, ak_key: rsa.RSAPublicKey, bank: int, pcrs: list[int], qualifying: bytes
     ) -> tuple[int, bytes, bytes, dict[int, bytes]]:
 
         for _ in range(3):
@@ -173,19 +160,18 @@ class GcpVtpmProvider:
             except ValueError as exc:
                 raise Unavailable(f"the vTPM returned an unparsable quote: {exc}") from None
             if (
-                (attest["magic"], attest["type"]) != (TPM_GENERATED, TPM_ST_ATTEST_QUOTE)
+                (attest["magic"], attest["type"]) != (t.TPM_GENERATED_VALUE, t.TPM_ST_ATTEST_QUOTE)
                 or attest["extra_data"] != qualifying
                 or attest["selections"] != [(bank, sorted(values))]
             ):
                 raise Unavailable("the vTPM returned a quote of something other than what was asked")
-            if sig_alg != TPM_ALG_RSASSA or sig_hash not in HASHES:
+            if sig_alg != t.TPM_ALG_RSASSA or sig_hash not in HASHES:
                 raise Unavailable(f"the vTPM signed with scheme 0x{sig_alg:04x}/0x{sig_hash:04x}, not RSASSA")
             try:
                 ak_key.verify(raw, attest_bytes, padding.PKCS1v15(), HASHES[sig_hash][1]())
             except InvalidSignature:
                 raise Unavailable("the quote signature does not verify with the AK") from None
-            digest = hashlib.new(HASHES[sig_hash][0], b"".join(values[i] for i in sorted(values))).digest()
-            if digest == attest["pcr_digest"]:
+            if pcr_digest(sig_hash, values) == attest["pcr_digest"]:
                 return bank, attest_bytes, signature, values
             # a PCR was extended between Quote and PCR_Read: quote again
         raise Unavailable("PCR values kept changing between quote and read")

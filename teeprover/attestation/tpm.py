@@ -350,11 +350,8 @@ class Tpm:
         sessions = auth_handles > 0
         body = b"".join(u32(h) for h in handles)
         if sessions:
-            area = password_auth()
-            if auth_handles > 1:
-                single = area[4:]
-                area = u32(len(single) * auth_handles) + single * auth_handles
-            body += area
+            session = password_auth()[4:]  # one TPMS_AUTH_COMMAND per authorised handle
+            body += u32(len(session) * auth_handles) + session * auth_handles
         body += params
         tag = TPM_ST_SESSIONS if sessions else TPM_ST_NO_SESSIONS
         command = u16(tag) + u32(10 + len(body)) + u32(code) + body
@@ -421,36 +418,28 @@ class Tpm:
 
     # ---------------------------------------------------------------- capabilities
 
-    def get_capability(self, capability: int, prop: int, count: int) -> tuple[bool, Reader]:
-        """TPM2_GetCapability (Part 3 §30.2): (moreData, reader positioned at the TPMU_CAPABILITIES)."""
+    def _capability(self, capability: int, prop: int, count: int, parse: Callable[[Reader], R]) -> R:
+        """TPM2_GetCapability (Part 3 §30.2): ``parse`` reads the TPMU_CAPABILITIES (moreData is ignored)."""
         _, params = self.execute(TPM_CC_GetCapability, params=u32(capability) + u32(prop) + u32(count))
-        r = Reader(params)
-        try:
-            more = r.u8()
+
+        def whole(r: Reader) -> R:
+            r.u8()  # moreData
             if r.u32() != capability:
                 raise ValueError("capability in the response differs from the one asked for")
-        except ValueError as exc:
-            raise TpmError("GetCapability", f"malformed response: {exc}") from None
-        return bool(more), r
+            return parse(r)
+
+        return self._parse("GetCapability", params, whole)
 
     def allocated_pcrs(self) -> list[tuple[int, list[int]]]:
         """The PCR banks and the PCRs allocated in each (TPM_CAP_PCRS)."""
-        _, r = self.get_capability(TPM_CAP_PCRS, 0, 1)
-        try:
-            banks = r.pcr_selections()
-            r.end()
-        except ValueError as exc:
-            raise TpmError("GetCapability", f"malformed response: {exc}") from None
-        return banks
+        return self._capability(TPM_CAP_PCRS, 0, 1, Reader.pcr_selections)
 
     def tpm_property(self, prop: int) -> int | None:
         """One TPM_PT_* property value, or None if the TPM does not report it."""
-        _, r = self.get_capability(TPM_CAP_TPM_PROPERTIES, prop, 1)
-        try:
-            values = [(r.u32(), r.u32()) for _ in range(r.count())]
-            r.end()
-        except ValueError as exc:
-            raise TpmError("GetCapability", f"malformed response: {exc}") from None
+        def parse(r: Reader) -> list[tuple[int, int]]:  # TPML_TAGGED_TPM_PROPERTY
+            return [(r.u32(), r.u32()) for _ in range(r.count())]
+
+        values = self._capability(TPM_CAP_TPM_PROPERTIES, prop, 1, parse)
         return next((v for p, v in values if p == prop), None)
 
     def nv_chunk(self) -> int:
@@ -558,19 +547,19 @@ class Tpm:
         """
         wanted = sorted(set(pcrs))
         size = DIGEST_SIZES.get(hash_alg)
+
+        def parse(r: Reader) -> tuple[int, list[tuple[int, list[int]]], list[bytes]]:
+            update = r.u32()
+            selection = r.pcr_selections()
+            digests = [r.tpm2b(64) for _ in range(r.count(MAX_PCR_DIGESTS))]
+            return update, selection, digests
+
         for _ in range(3):
             values: dict[int, bytes] = {}
             counter: int | None = None
             while len(values) < len(wanted):
                 remaining = [i for i in wanted if i not in values]
                 _, params = self.execute(TPM_CC_PCR_Read, params=pcr_selection_list([(hash_alg, remaining)]))
-
-                def parse(r: Reader) -> tuple[int, list[tuple[int, list[int]]], list[bytes]]:
-                    update = r.u32()
-                    selection = r.pcr_selections()
-                    digests = [r.tpm2b(64) for _ in range(r.count(MAX_PCR_DIGESTS))]
-                    return update, selection, digests
-
                 update, selection, digests = self._parse("PCR_Read", params, parse)
                 got = [i for alg, idxs in selection for i in idxs]
                 if any(alg != hash_alg for alg, idxs in selection if idxs):
