@@ -33,7 +33,6 @@ import string
 import struct
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -58,17 +57,14 @@ MAX_VARIABLE_DATA = 16 * 1024
 REPORT_TYPES = {1: "vbs", 2: "sev-snp", 3: "tvm", 4: "tdx"}
 SNP_REPORT_TYPE = 2
 REQUEST_TYPE_AK_CERT = 2
-HASHES: dict[int, Callable[[bytes], bytes]] = {
-    1: lambda data: hashlib.sha256(data).digest(),
-    2: lambda data: hashlib.sha384(data).digest(),
-    3: lambda data: hashlib.sha512(data).digest(),
-}
+HASHES = {1: hashlib.sha256, 2: hashlib.sha384, 3: hashlib.sha512}  # runtime-claims hash type -> hash
 
 IMDS_CERTIFICATION_PATH = "/metadata/THIM/amd/certification"
 MAA_ATTEST_PATH = "/attest/SevSnpVm"
 MAA_API_VERSION = "2022-08-01"
 MAX_IMDS_RESPONSE = 64 * 1024
 MAX_MAA_RESPONSE = MAX_TOKEN_BYTES + 4096
+JWS_CHARS = frozenset(string.ascii_letters + string.digits + "-_.")
 
 
 # ---------------------------------------------------------------------------------------------- HCL report
@@ -147,7 +143,7 @@ def runtime_data_digest(report: HclReport) -> bytes:
     hasher = HASHES.get(report.hash_type)
     if hasher is None:
         raise ValueError(f"unknown report_data hash type {report.hash_type}")
-    return hasher(report.runtime_data).ljust(64, b"\x00")
+    return hasher(report.runtime_data).digest().ljust(64, b"\x00")
 
 
 def check_hcl_report(report: HclReport, user_data: bytes) -> None:
@@ -237,9 +233,8 @@ def request_maa_token(client: httpx.Client, maa_url: str, body: dict[str, Any], 
         token = json.loads(answer)["token"]
     except (ValueError, TypeError, KeyError):
         raise Unavailable(f"Microsoft Azure Attestation {url} answered without a token") from None
-    allowed = set(string.ascii_letters + string.digits + "-_.")
     if (not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES or token.count(".") != 2
-            or set(token) - allowed):
+            or set(token) - JWS_CHARS):
         raise Unavailable(f"Microsoft Azure Attestation {url} answered a token that is not a compact JWS")
     return token.encode("ascii")
 

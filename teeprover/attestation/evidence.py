@@ -30,7 +30,7 @@ import cbor2
 
 from ..errors import InvalidInput, TeeProverError, Unavailable
 from .binding import MAX_NONCE_BYTES, binding_digest
-from .pccs import CollateralSource, shared_collateral
+from .pccs import INTEL_PCS_URL, CollateralSource, shared_collateral
 from .simulated import SimulatedSigner
 from .snp import REPORT_SIZE, parse_cert_table, snp_evidence
 from .tdx import tdx_evidence
@@ -357,7 +357,7 @@ _simulated: SimulatedProvider | None = None
 class Services:
     """Network services some platforms need beside the device (from the attestor's config)."""
 
-    pccs_url: str = "https://api.trustedservices.intel.com"  # TDX: collateral for the quote
+    pccs_url: str = INTEL_PCS_URL  # TDX: collateral for the quote
     maa_url: str = ""  # Azure: Microsoft Azure Attestation endpoint (required on Azure)
     imds_url: str = "http://169.254.169.254"  # Azure: instance metadata service (VCEK chain)
 
@@ -371,10 +371,8 @@ def default_provider(platform: str, root: str = "/", services: Services | None =
         return NitroProvider.from_device(str(base / "dev/nsm"))
     if platform in ("sev-snp", "tdx"):
         if (base / TSM_REPORT_ROOT).is_dir():
-            if platform == "tdx":
-                source = shared_collateral(services.pccs_url) if services.pccs_url else None
-                return ConfigfsTsmProvider(platform, str(base / TSM_REPORT_ROOT), collateral=source)
-            return ConfigfsTsmProvider(platform, str(base / TSM_REPORT_ROOT))
+            source = shared_collateral(services.pccs_url) if platform == "tdx" and services.pccs_url else None
+            return ConfigfsTsmProvider(platform, str(base / TSM_REPORT_ROOT), collateral=source)
         if platform == "sev-snp" and (base / "dev/sev-guest").exists():
             return SevGuestProvider.from_device(str(base / "dev/sev-guest"))
         raise Unavailable(f"{platform}: no configfs-tsm report interface on this machine")

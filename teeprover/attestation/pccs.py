@@ -94,7 +94,8 @@ class PccsCollateral:
         base = base_url.strip().rstrip("/")
         for suffix in ("/sgx/certification/v4", "/tdx/certification/v4"):
             base = base.removesuffix(suffix)  # operators often configure the API root
-        if urlsplit(base).scheme not in ("http", "https") or not urlsplit(base).hostname:
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Unavailable(f"the PCCS URL must be an http(s) URL, not {base_url!r:.80}")
         self.base_url = base
         self.timeout = timeout
@@ -102,7 +103,7 @@ class PccsCollateral:
         self.max_response_bytes = max_response_bytes
         self.max_age = max_age
         if root_ca_crl_url is None:
-            is_pcs = urlsplit(base).hostname in _INTEL_PCS_HOSTS
+            is_pcs = parts.hostname in _INTEL_PCS_HOSTS
             root_ca_crl_url = INTEL_ROOT_CA_CRL_URL if is_pcs else f"{base}/sgx/certification/v4/rootcacrl"
         self.root_ca_crl_url = root_ca_crl_url
         self._lock = threading.Lock()
@@ -127,8 +128,7 @@ class PccsCollateral:
 
     def fetch(self, fmspc: str, ca: str) -> tuple[str, datetime]:
         """Fetch the collateral now: (``QuoteCollateralV3`` JSON, earliest ``nextUpdate`` in it)."""
-        v4 = f"{self.base_url}/{{}}/certification/v4"
-        sgx, tdx = v4.format("sgx"), v4.format("tdx")
+        sgx, tdx = f"{self.base_url}/sgx/certification/v4", f"{self.base_url}/tdx/certification/v4"
         with httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=False, trust_env=False,
                           headers={"Accept-Encoding": "identity"}) as client:
             give_up = time.monotonic() + self.deadline

@@ -25,7 +25,7 @@ import secrets
 import time
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography.hazmat.primitives import hashes
@@ -73,13 +73,17 @@ class _Server:
                 pass
 
         self._http = LoopbackHttp(Handler, type(self).__name__)
-        self.requests: list[dict[str, Any]] = []
 
     @property
     def url(self) -> str:
         return self._http.url
 
-    def __enter__(self) -> _Server:
+    @property
+    def requests(self) -> list[dict[str, Any]]:
+        """Finished requests: method, path, query, headers, body."""
+        return self._http.requests()
+
+    def __enter__(self) -> Self:
         self._http.start()
         return self
 
@@ -90,9 +94,14 @@ class _Server:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(min(length, 1 << 20)) if length else b""
         split = urlsplit(request.path)
-        self.requests.append({"method": method, "path": split.path, "query": parse_qs(split.query),
-                              "headers": dict(request.headers), "body": body})
-        time.sleep(self.delay)
+        path, query = split.path, parse_qs(split.query)
+        with self._http.answering() as log:
+            log({"method": method, "path": path, "query": query, "headers": dict(request.headers), "body": body})
+            self._http.stopping.wait(self.delay)  # cut short when the server stops
+            self._answer(request, method, path, query, body)
+
+    def _answer(self, request: BaseHTTPRequestHandler, method: str, path: str, query: dict[str, list[str]],
+                body: bytes) -> None:
         if self.mode == "status400":
             status, payload = 400, json.dumps({"error": {"code": "InvalidParameter", "message": "bad"}}).encode()
         elif self.mode == "status500":
@@ -106,7 +115,7 @@ class _Server:
         elif self.mode == "oversized":
             status, payload = 200, b'{"token": "' + b"A" * (2 << 20) + b'"}'
         else:
-            status, payload = self.handle(method, split.path, parse_qs(split.query), request.headers, body)
+            status, payload = self.handle(method, path, query, request.headers, body)
         request.send_response(status)
         request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(payload)))
@@ -126,10 +135,6 @@ class FakeImds(_Server):
 
     vcek = FAKE_VCEK
     chain = FAKE_CHAIN
-
-    def __enter__(self) -> FakeImds:
-        super().__enter__()
-        return self
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Any,
                body: bytes) -> tuple[int, bytes]:
@@ -154,10 +159,6 @@ class FakeMaa(_Server):
         self.expected_chain = expected_chain
         self.lifetime = lifetime
         self.refusals: list[str] = []
-
-    def __enter__(self) -> FakeMaa:
-        super().__enter__()
-        return self
 
     @property
     def issuer(self) -> str:

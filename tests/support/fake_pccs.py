@@ -20,7 +20,6 @@ Every request is logged, so tests can count them.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -47,10 +46,6 @@ class Fault:
 class _Shared:
     collateral: dict[str, str]
     faults: dict[str, Fault] = field(default_factory=dict)
-    requests: list[str] = field(default_factory=list)
-    lock: threading.Condition = field(default_factory=threading.Condition)
-    active: int = 0
-    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def _raw_json_member(key: str, raw: str, signature_hex: str) -> bytes:
@@ -66,18 +61,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        shared = self.server.owner
-        with shared.lock:
-            shared.active += 1
-        try:
-            self._answer(shared)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        finally:
-            with shared.lock:
-                shared.requests.append(self.path)
-                shared.active -= 1
-                shared.lock.notify_all()
+        with self.server.http.answering() as log:
+            try:
+                self._answer(self.server.owner)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                log(self.path)
 
     def _answer(self, shared: _Shared) -> None:
         c = shared.collateral
@@ -103,7 +93,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         fault = next((f for p, f in shared.faults.items() if url.path.startswith(p)), None)
         if fault is not None:
-            if fault.delay and shared.stopping.wait(fault.delay):
+            if fault.delay and self.server.http.stopping.wait(fault.delay):
                 return
             if fault.status is not None:
                 self._send(fault.status, b"", "text/plain", {"Error-Code": "FakeFault"})
@@ -143,14 +133,11 @@ class FakePccs:
 
     def requests(self) -> list[str]:
         """Finished requests, path and query (waits briefly for those still being answered)."""
-        with self._shared.lock:
-            self._shared.lock.wait_for(lambda: self._shared.active == 0, timeout=5)
-            return list(self._shared.requests)
+        return self._http.requests()
 
     def __enter__(self) -> FakePccs:
         self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._shared.stopping.set()
         self._http.stop()

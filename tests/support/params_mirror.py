@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -42,10 +41,6 @@ class Request:
 class _Shared:
     files: dict[str, bytes] = field(default_factory=dict)
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
-    requests: list[Request] = field(default_factory=list)
-    lock: threading.Condition = field(default_factory=threading.Condition)
-    active: int = 0  # requests being answered right now
-    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -56,50 +51,46 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        shared = self.server.owner
+        shared, http = self.server.owner, self.server.http
         prefix, _, name = self.path.lstrip("/").partition("/")
         beh = shared.behaviours.get(prefix, Behaviour())
         rng = self.headers.get("Range")
         sent = 0
-        with shared.lock:
-            shared.active += 1
-        try:
-            data = shared.files.get(name)
-            if beh.status is not None or data is None:
-                self._empty(beh.status or 404)
-                return
-            start = 0
-            m = _RANGE.fullmatch(rng or "")
-            if m and not beh.ignore_range:
-                start = int(m.group(1))
-                if start >= len(data):
-                    self._empty(416, {"Content-Range": f"bytes */{len(data)}"})
+        with http.answering() as log:
+            try:
+                data = shared.files.get(name)
+                if beh.status is not None or data is None:
+                    self._empty(beh.status or 404)
                     return
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(data) - start))
-            self.send_header("Accept-Ranges", "bytes")
-            self.end_headers()
-            view = memoryview(data)[start:]
-            limit = len(view) if beh.cut_after is None else min(beh.cut_after, len(view))
-            while sent < limit and not shared.stopping.is_set():
-                piece = view[sent:min(sent + beh.chunk, limit)]
-                self.wfile.write(piece)
-                sent += len(piece)
-                if beh.delay:
-                    self.wfile.flush()
-                    time.sleep(beh.delay)
-            if sent < len(view):
-                self.close_connection = True  # cut: the client sees a short body
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
-        finally:
-            with shared.lock:
-                shared.requests.append(Request("GET", self.path, rng, sent))
-                shared.active -= 1
-                shared.lock.notify_all()
+                start = 0
+                m = _RANGE.fullmatch(rng or "")
+                if m and not beh.ignore_range:
+                    start = int(m.group(1))
+                    if start >= len(data):
+                        self._empty(416, {"Content-Range": f"bytes */{len(data)}"})
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+                view = memoryview(data)[start:]
+                limit = len(view) if beh.cut_after is None else min(beh.cut_after, len(view))
+                while sent < limit and not http.stopping.is_set():
+                    piece = view[sent:min(sent + beh.chunk, limit)]
+                    self.wfile.write(piece)
+                    sent += len(piece)
+                    if beh.delay:
+                        self.wfile.flush()
+                        time.sleep(beh.delay)
+                if sent < len(view):
+                    self.close_connection = True  # cut: the client sees a short body
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+            finally:
+                log(Request("GET", self.path, rng, sent))
 
     def _empty(self, status: int, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
@@ -130,17 +121,13 @@ class Mirror:
 
     def requests(self, prefix: str | None = None) -> list[Request]:
         """Finished requests (waits briefly for those still being answered, so counts are exact)."""
-        with self._shared.lock:
-            self._shared.lock.wait_for(lambda: self._shared.active == 0, timeout=5)
-            reqs = list(self._shared.requests)
-        return [r for r in reqs if prefix is None or r.path.startswith(f"/{prefix}/")]
+        return [r for r in self._http.requests() if prefix is None or r.path.startswith(f"/{prefix}/")]
 
     def __enter__(self) -> Mirror:
         self._http.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._shared.stopping.set()
         self._http.stop()
 
 

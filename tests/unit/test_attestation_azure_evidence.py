@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import socket
 import struct
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -45,6 +44,7 @@ from teeprover.attestation.tpm import (
 )
 from tests.support.fake_maa import FAKE_CHAIN, FAKE_VCEK, FakeImds, FakeMaa
 from tests.support.fake_tpm import RC_NV_AUTHORIZATION, FakeTpm
+from tests.support.params_mirror import dead_url
 
 SPKI = hashlib.sha256(b"tls key").digest()
 HPKE = b"\x07" * 1216
@@ -305,12 +305,6 @@ def test_user_data_index_is_defined_once_and_vcek_chain_fetched_once(imds: FakeI
 # --------------------------------------------------------------------------------------------- failures
 
 
-def closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
@@ -331,7 +325,7 @@ def test_maa_failures_are_reported_in_error(imds: FakeImds, maa: FakeMaa, mode: 
 
 
 def test_maa_down_or_slow_is_reported_in_error(imds: FakeImds) -> None:
-    url = closed_port_url()
+    url = dead_url().rstrip("/")
     response, _ = collected(provider_for(url, imds.url))
     assert response["attestation"] is None and f"{url}/attest/SevSnpVm" in response["error"]
     assert "unreachable" in response["error"]
@@ -346,7 +340,7 @@ def test_maa_down_or_slow_is_reported_in_error(imds: FakeImds) -> None:
 def test_imds_failures_are_reported_in_error(maa: FakeMaa, mode: str) -> None:
     with FakeImds() as imds:
         imds.mode = "ok" if mode == "down" else mode
-        url = closed_port_url() if mode == "down" else imds.url
+        url = dead_url().rstrip("/") if mode == "down" else imds.url
         response, _ = collected(provider_for(maa.url, url))
     assert response["attestation"] is None and "Azure IMDS" in response["error"]
     assert f"{url}/metadata/THIM/amd/certification" in response["error"] and maa.requests == []
