@@ -6,7 +6,7 @@ at k = 20.  This builds the *same* circuit (``s[i+1] = s[i]^2 + i``, ``x`` and `
 constraints + public + 1 = 2^k) with our own writers instead: the R1CS and witness in Python,
 ``.r1cs`` / ``.wtns`` in circom's binary format, the proving key with our setup from the dev
 ``.ptau`` of ``bench._circom.dev_ptau`` (the one ``bench.run --large`` uses), written as a snarkjs
-``.zkey``.  Then, like ``bench.run`` (alternating, whole processes, peak RSS from ``os.wait4``):
+``.zkey``.  Then, like ``bench.run`` (alternating, whole processes, each one's own peak RSS: ``bench._rss``):
 
 * ours: ``teeprover prove --r1cs --wtns --zkey`` (the real CLI, same command as ``bench.run``);
 * snarkjs: ``snarkjs groth16 prove`` on the same files (skip with ``--no-snarkjs``);
@@ -27,7 +27,8 @@ import sys
 import time
 
 from bench import _circom
-from bench.run import RESULTS, Run, measure, our_prover_argv, snarkjs_argv
+from bench._rss import Run, measure
+from bench.run import RESULTS, our_prover_argv, snarkjs_argv
 
 
 def build(k: int) -> _circom.Circuit:
@@ -70,7 +71,7 @@ def main() -> int:
     if args.build_only:
         build(args.k)
         return 0
-    # Built in a child: a forked prover would otherwise report this process's (large) RSS as its peak.
+    # Built in a child, so this process stays small while it measures.
     subprocess.run([sys.executable, "-m", "bench.large", "--k", str(args.k), "--build-only"], check=True)
     c = build(args.k)
     out = _circom.CACHE / "bench" / "large" / f"chain_k{args.k}" / "runs"

@@ -6,7 +6,8 @@ constraints + public + 1 = 2^k.  For each k: compile once and make keys once
 (``snarkjs groth16 setup`` + ``zkey contribute``, cached under ``.cache/bench/``),
 then alternate ``runs`` runs of each prover (whole process: start-up, imports,
 reading the files, proving, writing the JSON), report the median wall time and
-the peak RSS (``os.wait4`` rusage of the child), and check every proof of ours
+the peak RSS of that process alone (``bench._rss.measure``: through a small launcher, so the
+bench's own memory is not counted), and check every proof of ours
 with ``snarkjs groth16 verify``.  The "MSM floor" is the time of the five MSMs a
 proof needs (A, B1, B2 in G2, C, H), measured in this process with the same curve
 library on the loaded key, run concurrently on all cores (the library releases the
@@ -34,11 +35,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from bench import _circom
+from bench._rss import measure
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOCS = _circom.REPO / "docs" / "benchmarks.md"
@@ -56,28 +58,6 @@ def our_prover_argv(c: _circom.Circuit, out: Path) -> list[str]:
 def snarkjs_argv(c: _circom.Circuit, out: Path) -> list[str]:
     return _circom.snarkjs_cmd("groth16", "prove", str(c.zkey), str(c.wtns),
                                str(out / "proof.json"), str(out / "public.json"))
-
-
-@dataclass
-class Run:
-    wall_s: float
-    cpu_s: float
-    rss_mib: float
-
-
-def measure(argv: list[str]) -> Run:
-    """Wall time, CPU time and peak RSS of one child process (``os.wait4``: no psutil)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.stderr:
-        proc.stderr.close()
-    if proc.returncode != 0:
-        raise _circom.ToolError(f"{argv[:3]} exited {proc.returncode}: {err[-2000:]}")
-    return Run(wall_s=wall, cpu_s=ru.ru_utime + ru.ru_stime, rss_mib=ru.ru_maxrss / 1024)
 
 
 def msm_floor(c: _circom.Circuit, runs: int) -> tuple[float, float, float]:
