@@ -18,17 +18,17 @@ handle at all still raise :class:`UnsupportedInstruction`.
 from __future__ import annotations
 
 from teeprover.errors import CircuitError
-from teeprover.zkir.compile import require_supported
 from teeprover.zkir.ir import Circuit
 from teeprover.zkir.preimage import ProofPreimage
-from teeprover.zkir.witness import Trace, run
+from teeprover.zkir.synth import require_supported, synthesize
 
 
 def check(circuit: Circuit, preimage: ProofPreimage) -> list[int | str]:
     require_supported(circuit)
-    trace = Trace([], [], [], [])
+    pi_skips: list[int] = []
     try:
-        run(circuit, preimage, None, trace)
+        synthesize(circuit, preimage, pi_skips=pi_skips)
     except CircuitError as exc:
-        return [*trace.pi_skips, exc.message]
-    return list(trace.pi_skips)
+        return [*pi_skips, exc.message]
+    answer: list[int | str] = [*pi_skips]
+    return answer

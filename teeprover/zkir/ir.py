@@ -48,7 +48,7 @@ MAX_RECONSTITUTE_BITS = 248
 MAX_LESS_THAN_BITS = 253                  # ours: a - b + 2^bits must fit 254 bits (unique decomposition)
 
 # Operand kinds: "idx" a memory cell, "guard" an optional memory cell (absent or null = none),
-# "u32" a count, "imm" a field immediate.
+# "idxs" a list of memory cells (a tuple in ``args``), "u32" a count, "imm" a field immediate.
 _SPECS: dict[str, tuple[tuple[str, str], ...]] = {
     "assert": (("cond", "idx"),),
     "cond_select": (("bit", "idx"), ("a", "idx"), ("b", "idx")),
@@ -89,6 +89,7 @@ _BITS_RANGE: dict[str, tuple[int, int]] = {
 }
 
 _U32_MAX = (1 << 32) - 1
+MAX_OPERAND_LIST = 1 << 16  # cells in one "idxs" operand (hash inputs)
 
 
 def operand_names(op: str) -> tuple[str, ...]:
@@ -104,7 +105,7 @@ class Instruction:
     """
 
     op: str
-    args: tuple[int | None, ...]
+    args: tuple[Any, ...]
 
     def operand(self, name: str) -> int | None:
         return self.args[operand_names(self.op).index(name)]
@@ -112,7 +113,12 @@ class Instruction:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"op": self.op}
         for (name, kind), value in zip(_SPECS[self.op], self.args, strict=True):
-            out[name] = format_immediate(value) if kind == "imm" else value  # type: ignore[arg-type]
+            if kind == "imm":
+                out[name] = format_immediate(value)
+            elif kind == "idxs":
+                out[name] = list(value)
+            else:
+                out[name] = value
         return out
 
 
@@ -195,6 +201,24 @@ def _u32(value: Any, where: str) -> int:
     return value
 
 
+def _cells(raw: Any, where: str, i: int, memory: int) -> tuple[int, ...]:
+    if not isinstance(raw, list):
+        raise CircuitError(f"{where}: expected a list of memory cells", instruction=i)
+    if len(raw) > MAX_OPERAND_LIST:
+        raise CircuitError(f"{where}: {len(raw)} cells exceed the limit {MAX_OPERAND_LIST}", instruction=i)
+    cells = []
+    for raw_cell in raw:
+        try:
+            cell = _u32(raw_cell, where)
+        except MalformedEncoding as exc:
+            raise CircuitError(exc.message, instruction=i) from None
+        if cell >= memory:
+            raise CircuitError(f"{where}: cell {cell} is not defined yet (memory has {memory} cells)",
+                               instruction=i)
+        cells.append(cell)
+    return tuple(cells)
+
+
 def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[Instruction, int]:
     if not isinstance(obj, dict):
         raise MalformedEncoding(f"instruction {i}: expected an object", details={"instruction": i})
@@ -212,7 +236,7 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
     extra = sorted(str(k)[:40] for k in obj if k != "op" and k not in names)
     if extra:
         raise CircuitError(f"instruction {i} ({op}): unexpected operand(s) {', '.join(extra)}", instruction=i)
-    args: list[int | None] = []
+    args: list[Any] = []
     for name, kind in spec:
         where = f"instruction {i} ({op}) operand {name!r}"
         if kind == "guard":
@@ -224,6 +248,9 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
             raise CircuitError(f"instruction {i} ({op}): missing operand {name!r}", instruction=i)
         else:
             raw = obj[name]
+        if kind == "idxs":
+            args.append(_cells(raw, where, i, memory))
+            continue
         try:
             if kind == "imm":
                 args.append(parse_immediate(raw, where))

@@ -1,8 +1,8 @@
-"""R1CS gadgets for the ZKIR compiler.
+"""R1CS gadgets for the ZKIR synthesizer.
 
-Every gadget comes as a pair: ``*_constraints`` allocates variables and adds
-constraints to a :class:`~teeprover.zkir.gadgets.lc.ConstraintBuilder`, and
-``*_witness`` pushes the values of exactly those variables, in the same order,
-to a :class:`~teeprover.zkir.gadgets.lc.WitnessBuilder`.  Keeping both halves
-side by side in one module is what keeps compile and witness generation in step.
+Each gadget is one function over a :class:`~teeprover.zkir.gadgets.lc.Synth`
+that allocates its variables (with their values, in prove mode) and adds its
+constraints (in setup mode); the same code runs in both modes, so compilation
+and witness generation cannot drift.  A gadget's out-of-circuit twin (plain
+integers) sits in the same module.
 """

@@ -1,4 +1,4 @@
-"""Linear combinations and the two builders (constraints at compile time, values at witness time).
+"""Linear combinations and :class:`Synth`, the one builder of constraints and witness values.
 
 A linear combination (LC) is a sparse ``{variable: coefficient}`` map with
 variable 0 the constant ``1``.  LCs are treated as immutable: helpers always
@@ -6,6 +6,9 @@ return fresh dicts, so memory cells can share them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NoReturn
 
 from teeprover.errors import CircuitTooLarge
 from teeprover.r1cs import Constraint, R
@@ -62,26 +65,68 @@ def weighted_sum(vars_: list[int], shift: int = 0) -> LC:
     return {v: pow(2, i + shift, R) for i, v in enumerate(vars_)}
 
 
-class ConstraintBuilder:
-    """Collects constraints; ``label`` is set by the compiler before each instruction."""
+class WitnessError(Exception):
+    """The preimage fails a check Midnight's ``preprocess`` makes; the machine names the instruction."""
 
-    def __init__(self, first_free: int, max_constraints: int) -> None:
-        self.next_var = first_free
+
+Value = int | Callable[[], int] | None
+
+
+class Synth:
+    """One constraint system, built in one of two modes by the same gadget code.
+
+    Setup mode (``proving=False``) records every constraint with its ``label``;
+    value thunks are never called.  Prove mode (``proving=True``) assigns each
+    variable its value as it is allocated, giving the full assignment ``z``, and
+    records no constraints: the finished ``z`` is checked once against the
+    compiled R1CS.  This is arkworks' ``ConstraintSystem`` in setup vs prove mode
+    (``new_witness(|| value)``): allocation order is the code's order in both
+    modes, so the R1CS and the witness cannot drift apart.
+
+    Variable layout: ``0`` the constant one, ``1..num_public`` the public inputs
+    (assigned with :meth:`set_public`), then private variables in allocation order.
+    """
+
+    def __init__(self, num_public: int, *, proving: bool, max_constraints: int | None = None) -> None:
+        self.proving = proving
+        self.num_public = num_public
+        self.next_var = num_public + 1
+        self.z: list[int] = [1] + [0] * num_public if proving else []
         self.constraints: list[Constraint] = []
         self.labels: list[str] = []
         self.label = ""
         self.max_constraints = max_constraints
 
-    def new_var(self) -> int:
+    def new_var(self, value: Value = None) -> int:
+        """Allocate a private variable; in prove mode ``value`` (an int or a thunk) is its assignment."""
         v = self.next_var
         self.next_var += 1
+        if self.proving:
+            x = value() if callable(value) else value
+            if x is None:  # pragma: no cover - a gadget bug, not an input error
+                raise AssertionError(f"variable {v} allocated without a value in prove mode ({self.label})")
+            self.z.append(x % R)
         return v
+
+    def set_public(self, index: int, value: int) -> None:
+        if self.proving:
+            self.z[index] = value % R
+
+    def value(self, x: LC) -> int:
+        """The value of ``x`` under the assignment so far (prove mode only)."""
+        z = self.z
+        return sum(c * z[v] for v, c in x.items()) % R
+
+    def fail(self, message: str) -> NoReturn:
+        raise WitnessError(message)
 
     def enforce(self, a: LC, b: LC, c: LC) -> None:
         """``<a,z> * <b,z> = <c,z>``."""
+        if self.proving:
+            return
         self.constraints.append(Constraint(a, b, c))
         self.labels.append(self.label)
-        if len(self.constraints) > self.max_constraints:
+        if self.max_constraints is not None and len(self.constraints) > self.max_constraints:
             raise CircuitTooLarge(f"the circuit needs more than {self.max_constraints} constraints "
                                   f"(stopped at {self.label})",
                                   details={"max_constraints": self.max_constraints})
@@ -91,13 +136,3 @@ class ConstraintBuilder:
 
     def enforce_equal(self, a: LC, b: LC) -> None:
         self.enforce(sub(a, b), ONE, {})
-
-
-class WitnessBuilder:
-    """Collects the values of private variables allocated after the circuit inputs, in allocation order."""
-
-    def __init__(self) -> None:
-        self.values: list[int] = []
-
-    def push(self, value: int) -> None:
-        self.values.append(value % R)
