@@ -14,7 +14,7 @@ below must have a mapping there (a test enforces it).
     ├── Unauthenticated              401 Unauthorized      (UNAUTHENTICATED)
     ├── NotFound                     404 NotFound          (NOT_FOUND)
     ├── Overloaded                   503 ServiceUnavailable (UNAVAILABLE, Retry-After)
-    ├── Unavailable                  503 ServiceUnavailable (UNAVAILABLE)
+    ├── Unavailable                  503 ServiceUnavailable (UNAVAILABLE, Retry-After when known)
     ├── JobTimeout                   504 Timeout           (DEADLINE_EXCEEDED)
     ├── Cancelled                    499                   (CANCELLED)
     └── InternalError                500 InternalError     (INTERNAL)
@@ -97,7 +97,14 @@ class Overloaded(TeeProverError):
 
 
 class Unavailable(TeeProverError):
-    """A dependency (parameter mirrors, a device, a worker) is not available right now."""
+    """A dependency (parameter mirrors, a device, a worker, a key being set up) is not available right now.
+
+    ``retry_after`` (seconds), when known, is sent to the caller as ``Retry-After``.
+    """
+
+    def __init__(self, message: str, *, retry_after: int | None = None, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
 
 
 class JobTimeout(TeeProverError):

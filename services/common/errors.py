@@ -101,7 +101,8 @@ def abort(
         ("x-request-id", request_id),
         ("grpc-status-details-bin", status.SerializeToString()),
     ]
-    if isinstance(exc, E.Overloaded):
-        trailers.append(("retry-after", str(exc.retry_after)))
+    retry_after = exc.retry_after if isinstance(exc, E.Overloaded | E.Unavailable) else None
+    if retry_after is not None:
+        trailers.append(("retry-after", str(retry_after)))
     context.set_trailing_metadata(tuple(trailers))
     context.abort(mapping.code, body["message"])
