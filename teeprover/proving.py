@@ -4,7 +4,10 @@ Plain Python over the library stages (ZKIR → R1CS → witness → Groth16), no
 gRPC.  Every proof is verified with the verifying key the wallet will use
 before it is returned; a proof that does not verify is never returned.
 Decoded proving keys are kept in a small LRU keyed by their content hash, so a
-worker proving the same circuit again does not re-read or re-decode its key.
+worker proving the same circuit again does not re-read or re-decode its key; the
+LRU is bounded in bytes (``max_bytes``, estimated by ``prove.key_memory``) as well
+as in entries, so a worker's idle footprint stays inside its share of the pool's
+memory budget.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import cbor2
 from teeprover import zkir
 from teeprover.errors import Cancelled, CircuitError, InvalidInput, MalformedEncoding, ProofVerificationFailed
 from teeprover.groth16 import encoding
-from teeprover.groth16.prove import create_random_proof
+from teeprover.groth16.prove import create_random_proof, key_memory
 from teeprover.groth16.types import Proof, ProvingKey, VerifyingKey
 from teeprover.groth16.verify import verify
 from teeprover.keystore import KeyStore
@@ -38,11 +41,16 @@ def _never() -> bool:
 
 
 class ProvingKeyCache:
-    """Least-recently-used cache of decoded proving keys, keyed by the SHA-256 of their bytes."""
+    """Least-recently-used cache of decoded proving keys, keyed by the SHA-256 of their bytes.
 
-    def __init__(self, capacity: int = 4) -> None:
+    At most ``capacity`` keys and ``max_bytes`` of them (None: no byte bound); a key bigger than
+    ``max_bytes`` on its own is used for its job and not kept."""
+
+    def __init__(self, capacity: int = 4, max_bytes: int | None = None) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._items: OrderedDict[str, ProvingKey] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
@@ -59,9 +67,17 @@ class ProvingKeyCache:
         pk = encoding.decode_proving_key(data, check_subgroup=not trusted)
         with self._lock:
             self._items[digest] = pk
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
+            self._sizes[digest] = key_memory(pk)
+            while len(self._items) > self.capacity or (
+                    self.max_bytes is not None and self._items and self.bytes > self.max_bytes):
+                old, _ = self._items.popitem(last=False)
+                del self._sizes[old]
         return pk
+
+    @property
+    def bytes(self) -> int:
+        """Estimated resident bytes of the cached keys."""
+        return sum(self._sizes.values())
 
 
 @dataclass(frozen=True)

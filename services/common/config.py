@@ -68,14 +68,27 @@ class ProverConfig(CommonConfig):
     cache_dir: Path = field(default_factory=_default_cache_dir)
     keys_dir: Path | None = None  # circuit key store; default CACHE_DIR/keys
     hpke_public_key_file: Path | None = None  # where the prover publishes its HPKE key for the attestor
+    # Midnight's built-in keys set up in the background after start: all | none | a comma list of locations
+    builtin_keys: str = "all"
+    builtin_dev_params: bool = False  # generate missing INSECURE dev parameters for them (set by `serve all`)
+    memory_budget: int = 0  # bytes all proof workers may hold; 0 = 80 % of the cgroup limit or RAM
 
     def _checks(self) -> None:
+        if self.memory_budget < 0:
+            raise ConfigError("TEEPROVER_MEMORY_BUDGET must be >= 0 bytes (0 = 80 % of the cgroup limit or RAM)")
         if not 1 <= self.num_workers <= 64:
             raise ConfigError("TEEPROVER_NUM_WORKERS must be between 1 and 64")
         if self.job_capacity < 0:
             raise ConfigError("TEEPROVER_JOB_CAPACITY must be >= 0 (0 = unbounded)")
         if self.job_timeout <= 0:
             raise ConfigError("TEEPROVER_JOB_TIMEOUT must be > 0")
+        from teeprover.builtin_keys import parse_selection
+        from teeprover.errors import InvalidInput
+
+        try:
+            parse_selection(self.builtin_keys)
+        except InvalidInput as exc:
+            raise ConfigError(f"TEEPROVER_BUILTIN_KEYS: {exc.message}") from None
 
     def require_api_keys(self) -> None:
         """The prover refuses to start without keys unless auth is explicitly disabled."""

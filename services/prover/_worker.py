@@ -5,13 +5,21 @@ A worker is a process started by :class:`services.prover.pool.WorkerPool` with t
 and one ``multiprocessing.Event`` (its stop flag). Messages are tuples:
 
     parent -> worker   ("run", job_id, "module:function", payload)   ("stop",)
-    worker -> parent   ("ready", pid)
+    worker -> parent   ("mem", resident_bytes, peak_bytes)  before "ready" and before every "done"
+                       ("ready", pid)
                        ("done", job_id, retiring, "ok", result_bytes)
                        ("done", job_id, retiring, "cancelled")
                        ("done", job_id, retiring, "error", class_path, message, details, attrs)
 
 ``retiring`` is True when the worker exits right after this reply (after a
 MemoryError), so the parent gives it no further job.
+
+Memory: "mem" carries the worker's resident set (``VmRSS``) and its peak since the last
+job started (``VmHWM``, reset through ``/proc/self/clear_refs`` when a job starts; where
+that is refused the peak is the process's lifetime peak, which only overstates). Before
+reporting, freed heap is handed back to the OS (glibc ``malloc_trim``), so an idle worker's
+figure is what it really keeps: interpreter, modules and cached keys. The pool's memory
+budget is built on these figures (``services/prover/pool.py``).
 
 Warm state: each job function's module is imported once per worker process and
 the resolved function is reused, so module-level caches (an LRU of decoded
@@ -25,6 +33,8 @@ data; the caller gets a generic ``InternalError``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
 import logging
 import os
@@ -111,6 +121,63 @@ def resolve_class(class_path: str) -> object:
     return obj
 
 
+# --------------------------------------------------------------------------- memory
+
+
+def _status_bytes(field: str) -> int:
+    """A ``kB`` field of /proc/self/status (VmRSS, VmHWM) in bytes; 0 where there is no /proc."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(field.encode() + b":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def resident_bytes() -> int:
+    return _status_bytes("VmRSS")
+
+
+def peak_bytes() -> int:
+    """Peak resident set since :func:`reset_peak` (or since the process started)."""
+    return max(_status_bytes("VmHWM"), resident_bytes())
+
+
+def reset_peak() -> bool:
+    """Restart the peak at the current resident set (Linux: ``5`` into clear_refs); False if refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _load_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        fn = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    return fn  # type: ignore[no-any-return]
+
+
+_malloc_trim = _load_trim()
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the OS (glibc keeps them otherwise, and RSS would not drop)."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def memory_report() -> tuple[str, int, int]:
+    release_free_memory()
+    return ("mem", resident_bytes(), peak_bytes())
+
+
 # --------------------------------------------------------------------------- worker loop
 
 
@@ -123,6 +190,7 @@ def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> N
 
     if initializer:
         resolve_function(initializer)()  # type: ignore[call-arg]
+    conn.send(memory_report())
     conn.send(("ready", os.getpid()))
 
     functions: dict[str, JobFunction] = {}
@@ -136,9 +204,11 @@ def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> N
         if msg[0] == "stop":
             return
         _, job_id, fn_path, payload = msg
+        reset_peak()
         outcome, recycle = _run_one(job_id, fn_path, payload, functions, should_stop)
         del payload
         try:
+            conn.send(memory_report())
             conn.send(("done", job_id, recycle, *outcome))
         except (BrokenPipeError, OSError):
             return

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from services.common import config as cfgmod
 from services.common import logs
 from services.prover.core import PROOF_HEADER
+from services.prover.pool import default_memory_budget, key_cache_bytes
 from teeprover import zkir
 from teeprover.keystore import KeyStore
-from teeprover.proving import Prover, circuit_k
+from teeprover.proving import Prover, ProvingKeyCache, circuit_k
 
 log = logging.getLogger("teeprover.worker")
 WORKER_NICENESS = 10
@@ -33,7 +34,9 @@ def init() -> None:
     # Proofs yield the CPU to the control plane: /health, /ready and the queue stay responsive
     # while every core proves (measured: /health p95 through Envoy 26 ms → 12 ms on 2 cores).
     os.nice(WORKER_NICENESS)
-    _prover = Prover(KeyStore(config.keys_dir or config.cache_dir / "keys"))
+    budget = config.memory_budget or default_memory_budget()
+    cache = ProvingKeyCache(max_bytes=key_cache_bytes(budget, config.num_workers))
+    _prover = Prover(KeyStore(config.keys_dir or config.cache_dir / "keys"), cache)
 
 
 def _get() -> Prover:

@@ -31,6 +31,18 @@ Design
   seconds (the job still ends ``cancelled``) so that it cannot hold a worker until
   its timeout.
 
+Memory budget (``memory_budget`` bytes; ``TEEPROVER_MEMORY_BUDGET``, by default 80 % of the
+cgroup memory limit or of the RAM: :func:`default_memory_budget`). Workers report their
+resident set and the peak of each job (``_worker.memory_report``); the pool reserves, for
+every live worker, what it last reported idle (interpreter, modules, cached keys) and, for
+every running job, that job's expected growth: the ``memory`` given to ``submit`` or else the
+largest growth (peak minus resident at start) seen in recent jobs of the same function. A
+queued job starts only when its reservation fits in what is left of the budget, so jobs
+wait in the queue (FIFO) instead of overcommitting the machine. A job whose growth is not
+known yet runs only while no other job runs; one job always may run, even if it alone is
+larger than the budget (it is then the only one). Key caches are sized in bytes
+(:func:`key_cache_bytes`), so what idle workers keep cannot eat the budget.
+
 Job functions have the signature ``fn(payload: bytes, should_stop: () -> bool) -> bytes``
 and may raise any ``TeeProverError``; it reaches the waiter as the same class with
 the same message and details. Returning normally after ``should_stop()`` became
@@ -72,6 +84,8 @@ from teeprover.errors import (
 logger = logging.getLogger("teeprover.prover.pool")
 
 MAX_WORKERS = 64
+BUDGET_FRACTION = 0.8  # of the cgroup limit or the RAM: the default memory budget
+_GROWTH_HISTORY = 8  # recent jobs of a function whose growth sets its reservation
 DEFAULT_RETRY_AFTER = 5  # seconds, before any job has finished
 _MAX_RETRY_AFTER = 60
 _STARTUP_FAILURES_BEFORE_BROKEN = 3
@@ -118,11 +132,13 @@ def format_seconds(value: float) -> str:
 class Job:
     """A handle on one submitted job. Thread-safe; made only by :meth:`WorkerPool.submit`."""
 
-    def __init__(self, pool: WorkerPool, job_id: str, fn: str, payload: bytes, timeout: float) -> None:
+    def __init__(self, pool: WorkerPool, job_id: str, fn: str, payload: bytes, timeout: float,
+                 memory: int | None = None) -> None:
         self._pool = pool
         self.job_id = job_id
         self.fn = fn
         self.timeout = timeout
+        self.memory = memory  # expected growth of the worker while running it (bytes), if the caller knows
         self._payload: bytes | None = payload
         self._state = JobState.PENDING
         self._result: bytes | None = None
@@ -227,6 +243,9 @@ class _Worker:
         self.deadline: float | None = None  # job timeout (monotonic)
         self.cancel_deadline: float | None = None  # kill if a cancelled job has not stopped
         self.kill_at: float | None = None  # SIGKILL after SIGTERM grace
+        self.resident = 0  # bytes, as last reported (idle: what the worker keeps between jobs)
+        self.reserve = 0  # bytes reserved for the running job's growth
+        self.resident_at_start = 0  # resident when the running job started
 
     @property
     def alive(self) -> bool:
@@ -246,6 +265,8 @@ class WorkerPool:
     ``cancel_grace``: seconds a cancelled running job has to stop before its worker
     is killed (None: wait for the job's own timeout).
     ``start_method``: ``"forkserver"`` (default where available) or ``"spawn"``.
+    ``memory_budget``: bytes all workers together may hold (None: no budget); see the module
+    docstring.
     """
 
     def __init__(
@@ -258,12 +279,15 @@ class WorkerPool:
         term_grace: float = 1.0,
         cancel_grace: float | None = 30.0,
         start_method: str | None = None,
+        memory_budget: int | None = None,
     ) -> None:
         size = min(os.cpu_count() or 1, MAX_WORKERS) if num_workers is None else num_workers
         if not 1 <= size <= MAX_WORKERS:
             raise ValueError(f"num_workers must be 1..{MAX_WORKERS}, got {size}")
         if capacity < 0:
             raise ValueError(f"queue capacity must be >= 0, got {capacity}")
+        if memory_budget is not None and memory_budget <= 0:
+            raise ValueError(f"memory_budget must be > 0 bytes, got {memory_budget}")
         if start_method is None:
             start_method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         if start_method not in ("forkserver", "spawn"):
@@ -271,6 +295,9 @@ class WorkerPool:
             raise ValueError(f"start_method must be 'forkserver' or 'spawn', got {start_method!r}")
         self.size = size
         self.capacity = capacity
+        self.memory_budget = memory_budget
+        self._growth: dict[str, collections.deque[int]] = {}  # fn -> recent job growths (bytes)
+        self._peak_reserved = 0
         self._observer = observer
         self._initializer = initializer
         self._term_grace = term_grace
@@ -308,16 +335,21 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float) -> Job:
+    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float, memory: int | None = None) -> Job:
         """Queue a job. Raises ``Overloaded`` when the queue is full, ``Unavailable`` when
-        draining, closed, or when no worker can be started."""
+        draining, closed, or when no worker can be started.
+
+        ``memory``: how many bytes the job is expected to add to a worker while it runs (its key
+        and domain), if the caller knows; otherwise the pool uses what jobs of ``fn`` needed."""
         if ":" not in fn:
             raise ValueError(f"fn must be 'module:function', got {fn!r}")
         if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not isinstance(payload, bytes):
             raise TypeError("payload must be bytes")
-        job = Job(self, job_id, fn, payload, float(timeout))
+        if memory is not None and memory < 0:
+            raise ValueError(f"memory must be >= 0 bytes, got {memory}")
+        job = Job(self, job_id, fn, payload, float(timeout), memory)
         with self._events_lock:
             with self._lock:
                 if self._closed:
@@ -345,6 +377,20 @@ class WorkerPool:
                 "total_workers": sum(w.alive for w in self._workers),
                 "capacity": self.capacity,
             }
+
+    def memory(self) -> dict[str, int]:
+        """The memory budget's state, in bytes: ``budget`` (0: none), ``reserved`` now (what live workers
+        keep plus what running jobs may add), ``peak_reserved`` since the pool started, ``resident``
+        (sum of the workers' last reports)."""
+        with self._lock:
+            return {"budget": self.memory_budget or 0, "reserved": self._reserved_locked(),
+                    "peak_reserved": self._peak_reserved,
+                    "resident": sum(w.resident for w in self._workers if w.alive)}
+
+    def expected_growth(self, fn: str) -> int | None:
+        """Bytes the pool reserves for a job of ``fn`` submitted without ``memory`` (None: unknown yet)."""
+        with self._lock:
+            return self._expected_locked(fn, None)
 
     def workers(self) -> list[int]:
         """Pids of live workers (starting, idle or busy)."""
@@ -426,6 +472,26 @@ class WorkerPool:
             return DEFAULT_RETRY_AFTER
         # Roughly when the next worker frees up.
         return max(1, min(_MAX_RETRY_AFTER, math.ceil(self._avg_run_time / self.size)))
+
+    def _reserved_locked(self) -> int:
+        return sum(w.resident + w.reserve for w in self._workers if w.alive)
+
+    def _expected_locked(self, fn: str, memory: int | None) -> int | None:
+        if memory is not None:
+            return memory
+        seen = self._growth.get(fn)
+        return max(seen) if seen else None
+
+    def _admits_locked(self, job: Job) -> bool:
+        """Whether ``job`` may start now under the memory budget (see the module docstring)."""
+        if self.memory_budget is None:
+            return True
+        if not any(w.state is _WorkerState.BUSY for w in self._workers):
+            return True  # one job always may run
+        need = self._expected_locked(job.fn, job.memory)
+        if need is None:
+            return False  # unknown growth: only alone
+        return self._reserved_locked() + need <= self.memory_budget
 
     def _cancel(self, job: Job) -> bool:
         finished: list[tuple[Job, JobState, JobState | None]] = []
@@ -539,6 +605,7 @@ class WorkerPool:
         w.state = _WorkerState.DYING
         w.job = None
         w.deadline = w.cancel_deadline = None
+        w.reserve = 0
         if w.conn is not None:
             w.conn.close()
             w.conn = None
@@ -678,6 +745,8 @@ class WorkerPool:
             if not self._queue:
                 break
             if w.state is _WorkerState.IDLE:
+                if not self._admits_locked(self._queue[0]):
+                    break  # FIFO: the head waits for memory, and nothing overtakes it
                 finished += self._assign_locked(w, self._queue.popleft())
         return finished
 
@@ -701,6 +770,12 @@ class WorkerPool:
         w.job = job
         w.deadline = now + job.timeout
         w.cancel_deadline = None
+        w.resident_at_start = w.resident
+        if self.memory_budget is not None:
+            need = self._expected_locked(job.fn, job.memory)
+            # Growth not known yet: the job runs alone (see _admits_locked) and holds the rest of the budget.
+            w.reserve = need if need is not None else max(0, self.memory_budget - self._reserved_locked())
+            self._peak_reserved = max(self._peak_reserved, self._reserved_locked())
         job._state = JobState.IN_PROGRESS
         job.worker_pid = w.pid
         job.started_at = time.time()
@@ -724,6 +799,13 @@ class WorkerPool:
 
     def _on_message_locked(self, w: _Worker, msg: tuple[Any, ...]) -> list[tuple[Job, JobState, JobState | None]]:
         kind = msg[0]
+        if kind == "mem":
+            resident, peak = int(msg[1]), int(msg[2])
+            if w.job is not None:  # the report that precedes "done": learn what jobs of this kind add
+                hist = self._growth.setdefault(w.job.fn, collections.deque(maxlen=_GROWTH_HISTORY))
+                hist.append(max(0, peak - w.resident_at_start))
+            w.resident = resident
+            return []
         if kind == "ready":
             if w.state is _WorkerState.STARTING:
                 w.state = _WorkerState.IDLE
@@ -736,6 +818,7 @@ class WorkerPool:
         job = w.job
         w.job = None
         w.deadline = w.cancel_deadline = None
+        w.reserve = 0
         w.state = _WorkerState.IDLE
         retiring, outcome = msg[2], msg[3]
         if outcome == "ok":
@@ -785,3 +868,44 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit code {code}"
+
+
+def default_memory_budget() -> int:
+    """``BUDGET_FRACTION`` of the memory this process may use: the cgroup limit (v2 ``memory.max``, v1
+    ``memory.limit_in_bytes``) where one is set, else the RAM (``MemTotal``)."""
+    limit = _cgroup_limit()
+    total = _mem_total()
+    base = min(x for x in (limit, total) if x) if (limit or total) else 0
+    if not base:
+        raise RuntimeError("cannot tell how much memory this machine has: set TEEPROVER_MEMORY_BUDGET")
+    return int(base * BUDGET_FRACTION)
+
+
+def _cgroup_limit() -> int:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 1 << 60:  # "max" or a huge number: no limit
+            return int(text)
+    return 0
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    return pages * size if pages > 0 and size > 0 else 0
+
+
+def key_cache_bytes(memory_budget: int, num_workers: int) -> int:
+    """Bytes of decoded proving keys one worker may keep between jobs: together, idle workers' caches
+    hold at most half the budget, so the other half is always there for running jobs."""
+    return memory_budget // (2 * max(1, num_workers))

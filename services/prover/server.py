@@ -14,7 +14,7 @@ from services.common import logs, metrics
 from services.common.server import create_server, run_until_signal
 from services.prover.core import ProverCore, VersionInfo
 from services.prover.metrics import ProverMetrics
-from services.prover.pool import WorkerPool
+from services.prover.pool import WorkerPool, default_memory_budget
 from services.prover.service import ProverServicer
 from teeprover import hpke
 from teeprover.apikeys import KeyRing
@@ -66,7 +66,8 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
         log.warning("AUTHENTICATION IS DISABLED (TEEPROVER_DISABLE_AUTH): development only, never in production")
     if pool is None:
         pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity,
-                          initializer="services.prover.jobs:init", observer=prover_metrics.observe)
+                          initializer="services.prover.jobs:init", observer=prover_metrics.observe,
+                          memory_budget=config.memory_budget or default_memory_budget())
         # Serve (and report healthy) only once the worker processes are up.
         if not pool.wait_ready(120):
             log.error("worker processes did not start")

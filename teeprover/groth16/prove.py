@@ -242,9 +242,39 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int, *, early: Earl
     return Proof(a=pi_a, b=pi_b, c=pi_c)
 
 
+# Resident bytes of one decoded object (measured with VmRSS on CPython 3.11 and the pinned bindings: a
+# G1/G2 point object ~194/330 B, an FFT scalar ~85 B, an MSM scalar ~77 B, a field-sized int ~56 B), plus
+# the list slot (8 B) that holds it.
+_G1_OBJ, _G2_OBJ, _FR_OBJ, _MSM_SCALAR_OBJ, _INT_OBJ, _SLOT = 200, 340, 93, 85, 64, 8
+_AFFINE_G1, _AFFINE_G2 = 104, 200  # a point as the MSM copies it into Rust (affine + flag, padded)
+
+
+def key_memory(pk: ProvingKey) -> int:
+    """Bytes a decoded proving key holds (its points, coefficients and the prover's per-key caches):
+    what a worker's key cache pays to keep it."""
+    nv, n = pk.num_variables, pk.domain_size
+    g1 = len(pk.a_query) + len(pk.b_g1_query) + len(pk.c_query) + len(pk.h_query) + len(pk.vk.ic)
+    g2 = len(pk.b_g2_query)
+    coeffs = len(pk.coeffs) * 120  # a Coeff tuple with its int, and its prepared (slot, signal) entry
+    bases = (4 * nv + n) * _SLOT  # the MSM base lists refer to the same point objects
+    domain = n * (_FR_OBJ + _INT_OBJ)  # the odd-coset shift and the H order
+    return g1 * _G1_OBJ + g2 * _G2_OBJ + coeffs + bases + domain
+
+
+def proof_memory(num_variables: int, domain_size: int) -> int:
+    """Bytes one proof adds on top of its decoded key: the witness and its MSM scalars, the witness map's
+    FFT vectors (at most four of n scalars at once, plus the two evaluation vectors), and the copies
+    the five concurrent MSMs make of their points and scalars."""
+    nv, n = num_variables, domain_size
+    witness = nv * (_INT_OBJ + _MSM_SCALAR_OBJ + 2 * _SLOT)
+    fft = n * (2 * _INT_OBJ + 4 * _FR_OBJ + _MSM_SCALAR_OBJ)
+    msm = (3 * nv + n) * (_AFFINE_G1 + 32) + nv * (_AFFINE_G2 + 32)
+    return witness + fft + msm
+
+
 def create_random_proof(pk: ProvingKey, witness: Sequence[int], *, early: EarlyMsms | None = None) -> Proof:
     """A zero-knowledge proof with fresh ``r, s`` from the OS RNG (never stored)."""
     return prove(pk, witness, secrets.randbelow(R), secrets.randbelow(R), early=early)
 
 
-__all__ = ["prove", "create_random_proof", "EarlyMsms"]
+__all__ = ["prove", "create_random_proof", "EarlyMsms", "key_memory", "proof_memory"]

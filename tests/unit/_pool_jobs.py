@@ -88,3 +88,11 @@ def good_initializer() -> None:
 
 def failing_initializer() -> None:
     raise RuntimeError("cannot load proving keys")
+
+
+def hold_memory(payload: bytes, should_stop) -> bytes:
+    """Hold ``MiB`` written (so resident) mebibytes for ``seconds``: payload ``b"MiB seconds"``."""
+    mib, seconds = payload.split()
+    block = b"\x01" * (int(mib) << 20)
+    time.sleep(float(seconds))
+    return str(len(block)).encode()

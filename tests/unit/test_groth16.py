@@ -283,3 +283,27 @@ def test_snarkjs_verifies_exported_proof_and_rejects_wrong_input(small, tmp_path
     no = npm.snarkjs("groth16", "verify", str(tmp_path / "vk.json"), str(tmp_path / "public.json"),
                      str(tmp_path / "proof.json"))
     assert no.returncode != 0 and "OK" not in no.stdout
+
+
+def test_key_cache_is_bounded_in_bytes(small, tiny) -> None:
+    from teeprover.proving import ProvingKeyCache
+
+    big, little = encoding.encode_proving_key(small[2]), encoding.encode_proving_key(tiny[2])
+    big_bytes = prove.key_memory(small[2])
+    assert big_bytes > 1000 * 4 * 200 > prove.key_memory(tiny[2]) > 0  # ~200 B a G1 point, four per variable
+    cache = ProvingKeyCache(capacity=4, max_bytes=big_bytes + prove.key_memory(tiny[2]) // 2)
+    cache.get(little, trusted=True)
+    cache.get(big, trusted=True)  # both do not fit: the older (tiny) key goes
+    assert cache.bytes == big_bytes
+    cache.get(big, trusted=True)
+    assert (cache.hits, cache.misses) == (1, 2)
+    cache.get(little, trusted=True)  # and now the big one goes
+    assert cache.bytes == prove.key_memory(tiny[2])
+    alone = ProvingKeyCache(max_bytes=big_bytes - 1)  # a key bigger than the bound is used, not kept
+    assert alone.get(big, trusted=True).num_variables == small[2].num_variables
+    assert alone.bytes == 0
+
+
+def test_proof_memory_is_linear_in_the_domain() -> None:
+    assert prove.proof_memory(1 << 20, 1 << 20) == 2 * prove.proof_memory(1 << 19, 1 << 19)
+    assert prove.proof_memory(1 << 20, 1 << 20) > 4 * (1 << 20) * 85  # at least the four FFT vectors

@@ -400,3 +400,135 @@ def test_submit_validates_its_arguments(make_pool):
         pool.submit("x", fn("echo"), b"", timeout=0)
     with pytest.raises(TypeError):
         pool.submit("x", fn("echo"), "text", timeout=1)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- memory budget
+
+MIB = 1 << 20
+
+
+def _vm_rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+class _Sampler:
+    """Sums the workers' VmRSS every few milliseconds (the pool's real footprint) and counts busy workers."""
+
+    def __init__(self, pool: WorkerPool) -> None:
+        self.pool = pool
+        self.peak_rss = 0
+        self.peak_busy = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_rss = max(self.peak_rss, sum(_vm_rss(p) for p in self.pool.workers()))
+            self.peak_busy = max(self.peak_busy, self.pool.stats()["active_workers"])
+            time.sleep(0.003)
+
+    def __enter__(self) -> _Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+JOB_MIB, HOLD = 48, "0.06"
+
+
+def _baseline(pool: WorkerPool) -> int:
+    wait_until(lambda: pool.memory()["resident"] > 0)
+    return sum(_vm_rss(p) for p in pool.workers())
+
+
+def _stress(pool: WorkerPool, jobs: int = 100) -> list[bytes]:
+    """``jobs`` requests at once (the spec's stress shape), each holding JOB_MIB for a moment."""
+    submitted: list = []
+    lock = threading.Lock()
+
+    def client(i: int) -> None:
+        job = pool.submit(f"s{i}", fn("hold_memory"), f"{JOB_MIB} {HOLD}".encode(), timeout=60)
+        with lock:
+            submitted.append(job)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(jobs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [j.result(timeout=120) for j in submitted]
+
+
+def test_memory_budget_queues_jobs_instead_of_overcommitting(make_pool):
+    pool = make_pool(4)
+    pids = set(pool.workers())
+    budget = _baseline(pool) + int(2.5 * JOB_MIB * MIB) + 16 * MIB  # room for two jobs, not four
+    pool.memory_budget = budget
+    with _Sampler(pool) as s:
+        results = _stress(pool)
+    assert results == [str(JOB_MIB * MIB).encode()] * 100  # every request answered
+    assert set(pool.workers()) == pids  # nobody was killed
+    assert s.peak_rss <= budget
+    assert pool.memory()["peak_reserved"] <= budget
+    assert s.peak_busy == 2  # queued, not serialised: two at a time fit
+    assert pool.expected_growth(fn("hold_memory")) >= 0.9 * JOB_MIB * MIB  # learned from the workers
+
+
+def test_without_a_budget_the_same_stress_goes_over_it(make_pool):
+    pool = make_pool(4)
+    budget = _baseline(pool) + int(2.5 * JOB_MIB * MIB) + 16 * MIB
+    with _Sampler(pool) as s:
+        results = _stress(pool, jobs=40)
+    assert len(results) == 40
+    assert s.peak_busy > 2 and s.peak_rss > budget
+
+
+def test_job_of_unknown_size_runs_alone_then_its_growth_is_known(make_pool):
+    pool = make_pool(2, memory_budget=1 << 40)
+    assert pool.expected_growth(fn("hold_memory")) is None
+    with _Sampler(pool) as s:
+        first = pool.submit("a", fn("hold_memory"), f"{JOB_MIB} 0.3".encode(), timeout=30)
+        second = pool.submit("b", fn("hold_memory"), f"{JOB_MIB} 0.3".encode(), timeout=30)
+        wait_until(lambda: first.state is JobState.IN_PROGRESS)
+        time.sleep(0.1)
+        assert second.state is JobState.PENDING  # waits: the first one's size is unknown
+        first.result(WAIT), second.result(WAIT)
+    assert s.peak_busy == 1
+    assert pool.expected_growth(fn("hold_memory")) >= 0.9 * JOB_MIB * MIB  # learned from the workers
+    with _Sampler(pool) as s:  # now known and small against the budget: both run at once
+        jobs = [pool.submit(f"c{i}", fn("hold_memory"), f"{JOB_MIB} 0.3".encode(), timeout=30) for i in range(2)]
+        for j in jobs:
+            j.result(WAIT)
+    assert s.peak_busy == 2
+
+
+def test_declared_memory_beyond_the_budget_left_waits(make_pool):
+    pool = make_pool(2)
+    pool.memory_budget = _baseline(pool) + 100 * MIB
+    jobs = [pool.submit(f"m{i}", fn("staged_sleep"), b"0.2", timeout=30, memory=80 * MIB) for i in range(3)]
+    with _Sampler(pool) as s:
+        for j in jobs:
+            assert j.result(WAIT) == b"slept"
+    assert s.peak_busy == 1
+    with pytest.raises(ValueError):
+        pool.submit("bad", fn("echo"), b"", timeout=1, memory=-1)
+
+
+def test_default_budget_is_a_share_of_this_machine_s_memory():
+    from services.prover.pool import _mem_total, default_memory_budget, key_cache_bytes
+
+    budget = default_memory_budget()
+    assert 0 < budget <= _mem_total()
+    assert key_cache_bytes(8 << 30, 4) == 1 << 30
+    with pytest.raises(ValueError):
+        WorkerPool(1, memory_budget=0)
