@@ -15,10 +15,13 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from teeprover import __version__, hpke
-from teeprover.errors import InvalidInput, Overloaded, PayloadTooLarge, Unavailable
+from teeprover.errors import InvalidInput, NotFound, Overloaded, PayloadTooLarge, Unavailable
+
+if TYPE_CHECKING:
+    from services.prover.builtin import BuiltinKeys
 
 CBOR_TYPES = {"application/cbor", "application/octet-stream"}
 ZKIR_TYPES = CBOR_TYPES | {"application/json"}
@@ -115,6 +118,7 @@ class ProverCore:
         self.observer: CoreObserver = observer or _NoObserver()
         self.draining = False
         self.hpke_keys: hpke.KeyPair | None = None
+        self.builtin: BuiltinKeys | None = None  # Midnight's built-in keys, set up in the background
 
     # -- status -----------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -128,6 +132,8 @@ class ProverCore:
             "queue_size": stats["queue_size"],
             "active_workers": stats["active_workers"],
             "total_workers": stats["total_workers"],
+            # Each built-in key's state (ready, setting_up, pending, failed); other circuits prove meanwhile.
+            "builtin_keys": self.builtin.states() if self.builtin is not None else {},
         }
 
     # -- work -------------------------------------------------------------------
@@ -174,7 +180,13 @@ class ProverCore:
             self.observer.rejected(kind, "unavailable")  # pool draining, closed or without workers
             raise
         on_cancel(job.cancel)
-        reply = job.result()
+        try:
+            reply = job.result()
+        except NotFound as exc:
+            location = exc.details.get("key_location")
+            if self.builtin is not None and isinstance(location, str):
+                self.builtin.require_ready(location)  # a built-in still being set up: 503 + Retry-After
+            raise
         if fn is PROVE_JOB:
             k, seconds, reply = split_proof_reply(reply)
             self.observer.proof_finished(k, seconds)
