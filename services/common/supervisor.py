@@ -87,6 +87,7 @@ class Supervisor:
             from services.common import devsetup
 
             changes["params_manifest"] = devsetup.prepare(cfg.cache_dir, cfg.dev_params_max_k)
+            changes["builtin_dev_params"] = True  # built-in keys may need dev parameters above that k
         if not cfg.disable_auth and not cfg.api_keys and cfg.api_keys_file is None:
             # A development key: printed once, stored only as its hash.
             self.api_key = new_key()

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from teeprover import builtin_keys
-from teeprover.errors import Unavailable
+from teeprover.errors import TeeProverError, Unavailable
 
 log = logging.getLogger("teeprover.prover.builtin")
 
@@ -39,24 +39,35 @@ class BuiltinKeys:
         self.locations = tuple(locations)
         self.dev_params = dev_params
         self.cache_dir = cache_dir
-        self._digests = {loc: builtin_keys.circuit_digest(loc) for loc in self.locations}
         self._lock = threading.Lock()
         self._running = False
         self._error = ""
+        # A circuit this build cannot compile is reported as failed, never set up or served.
+        self._digests: dict[str, str] = {}
+        self._unusable: dict[str, str] = {}
+        for loc in self.locations:
+            try:
+                self._digests[loc] = builtin_keys.circuit_digest(loc)
+            except TeeProverError as exc:
+                self._unusable[loc] = exc.message
+                log.error("built-in circuit cannot be used", extra={"key_location": loc, "error": exc.message})
         self._stop = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
 
     # -- state -------------------------------------------------------------------
     def _ready(self, location: str) -> bool:
-        return builtin_keys.is_ready(self.keys_root, location, self._digests[location])
+        digest = self._digests.get(location)
+        return digest is not None and builtin_keys.is_ready(self.keys_root, location, digest)
 
     def states(self) -> dict[str, str]:
         with self._lock:
             running, failed = self._running, bool(self._error)
         out = {}
         for loc in self.locations:
-            if self._ready(loc):
+            if loc in self._unusable:
+                out[loc] = "failed"
+            elif self._ready(loc):
                 out[loc] = "ready"
             elif running:
                 out[loc] = "setting_up"
@@ -71,11 +82,11 @@ class BuiltinKeys:
 
     def require_ready(self, location: str) -> None:
         """Raise 503 (with Retry-After) naming ``location`` if it is a configured built-in not ready yet."""
-        if location not in self._digests or self._ready(location):
+        if location not in self.locations or self._ready(location):
             return
         state = self.states()[location]
         with self._lock:
-            error = self._error
+            error = self._unusable.get(location, self._error)
         message = f"built-in key {location} is not ready yet ({state.replace('_', ' ')}); retry later"
         details: dict[str, object] = {"key_location": location, "state": state}
         if state == "failed" and error:
@@ -91,14 +102,14 @@ class BuiltinKeys:
         return argv
 
     def start(self) -> None:
-        if not self.locations or self.all_ready():
+        if not self._digests or all(self._ready(loc) for loc in self._digests):
             return
         self._thread = threading.Thread(target=self._run, name="builtin-keys", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            missing = [loc for loc in self.locations if not self._ready(loc)]
+            missing = [loc for loc in self._digests if not self._ready(loc)]
             if not missing:
                 return
             with self._lock:

@@ -12,11 +12,12 @@ import grpc
 from services.common import config as cfgmod
 from services.common import logs, metrics
 from services.common.server import create_server, run_until_signal
+from services.prover.builtin import BuiltinKeys
 from services.prover.core import ProverCore, VersionInfo
 from services.prover.metrics import ProverMetrics
 from services.prover.pool import WorkerPool, default_memory_budget
 from services.prover.service import ProverServicer
-from teeprover import hpke
+from teeprover import builtin_keys, hpke
 from teeprover.apikeys import KeyRing
 from teeprover.errors import Unauthenticated
 from teeprover.v1 import prover_pb2_grpc
@@ -75,6 +76,11 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
                       version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics)
     prover_metrics.watch_pool(pool.stats)
     core.hpke_keys = hpke.generate()
+    builtin = builtin_keys.parse_selection(config.builtin_keys)
+    if builtin:
+        core.builtin = BuiltinKeys(config.keys_dir or config.cache_dir / "keys", builtin,
+                                   dev_params=config.builtin_dev_params, cache_dir=config.cache_dir)
+        core.builtin.start()
     if config.hpke_public_key_file is not None:
         # The attestor binds this key into every attestation document (docs/attestation.md).
         publish_public_key(config.hpke_public_key_file, core.hpke_keys.public_bytes)
@@ -105,6 +111,8 @@ def main() -> int:
 
     run_until_signal(server, health, grace=config.shutdown_grace, on_drain=drain,  # type: ignore[arg-type]
                      ready_message=f"prover listening on {config.bind_host}:{port}")
+    if core.builtin is not None:
+        core.builtin.stop()
     core.pool.close()  # type: ignore[attr-defined]
     return 0
 

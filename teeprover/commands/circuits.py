@@ -18,8 +18,13 @@ if TYPE_CHECKING:
 
 def register(sub: Any) -> None:
     s = sub.add_parser("setup", help="circuit-specific Groth16 keys from universal parameters")
-    s.add_argument("circuit", type=Path, help="ZKIR v2 circuit (.json or .cbor)")
-    s.add_argument("-o", "--out", type=Path, required=True, help="key directory to write")
+    s.add_argument("circuit", type=Path, nargs="?", help="ZKIR v2 circuit (.json or .cbor)")
+    s.add_argument("-o", "--out", type=Path, help="key directory to write")
+    s.add_argument("--builtin", nargs="?", const="all", metavar="KEYS",
+                   help="set up Midnight's built-in keys instead (all, or a comma list such as midnight/zswap/output)")
+    s.add_argument("--keys-dir", type=Path, help="with --builtin: the key store (default: CACHE/keys)")
+    s.add_argument("--dev-params", action="store_true",
+                   help="with --builtin: generate missing INSECURE development parameters")
     s.add_argument("--k", type=int, help="parameter size to use (default: the circuit's k)")
     s.add_argument("--ptau", type=Path, help="prepared .ptau file (default: from the parameter cache)")
     s.set_defaults(func=_guard(_setup))
@@ -114,9 +119,25 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
 
 
 def _setup(args: argparse.Namespace) -> int:
+    if args.builtin is not None:
+        return _setup_builtin(args)
+    if args.circuit is None or args.out is None:
+        raise InvalidInput("setup needs CIRCUIT and -o/--out (or --builtin)")
     meta = setup_keys(read_input(args.circuit, "circuit"), args.out, k=args.k, ptau=args.ptau)
     print(f"keys written to {args.out} (k={meta['k']}, {meta['constraints']} constraints, "
           f"{meta['public_inputs']} public inputs)")
+    return EXIT_OK
+
+
+def _setup_builtin(args: argparse.Namespace) -> int:
+    from teeprover import builtin_keys
+
+    locations = builtin_keys.parse_selection(args.builtin)
+    root = args.keys_dir or cache_dir() / "keys"
+    done = builtin_keys.setup_builtin(root, locations, dev_params=args.dev_params,
+                                      on_state=lambda loc, state: print(f"{loc}: {state.replace('_', ' ')}",
+                                                                        flush=True))
+    print(f"built-in keys in {root}: {len(done)} set up, {len(locations) - len(done)} already ready")
     return EXIT_OK
 
 

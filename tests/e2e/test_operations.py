@@ -433,7 +433,7 @@ def test_sigterm_lets_the_running_proof_finish_refuses_new_work_and_exits_0(tmp_
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")}
     env.update({"TEEPROVER_PROVER_PORT": str(port), "TEEPROVER_METRICS_PORT": "0", "TEEPROVER_API_KEYS": key,
                 "TEEPROVER_CACHE_DIR": str(SHARED_CACHE), "TEEPROVER_NUM_WORKERS": "1",
-                "TEEPROVER_SHUTDOWN_GRACE": "30"})
+                "TEEPROVER_SHUTDOWN_GRACE": "30", "TEEPROVER_BUILTIN_KEYS": "none"})
     log_file = (tmp_path / "prover.log").open("w+")
     proc = subprocess.Popen([sys.executable, "-m", "services.prover.server"], cwd=REPO, env=env,
                             stdout=log_file, stderr=subprocess.STDOUT)
