@@ -19,7 +19,7 @@ from tests.fuzz._harness import Target
 
 REPO = Path(__file__).resolve().parents[2]
 ZKIR_FIXTURES = REPO / "tests" / "fixtures" / "zkir"
-ATTESTATION_TESTDATA = REPO.parent / "shared" / "testdata" / "attestation"
+ATTESTATION_TESTDATA = REPO / "tests" / "fixtures" / "attestation"
 
 
 # --------------------------------------------------------------------------- shared seed material
@@ -291,8 +291,7 @@ def all_targets() -> list[Target]:
     for name, module, decode, seeds in optional:
         if _module_exists(module):
             targets.append(Target(name, decode, seeds))
-    if ATTESTATION_TESTDATA.is_dir():
-        targets += [_attestation_target(p) for p in ("aws-nitro", "azure", "gcp-vtpm", "sev-snp", "tdx")]
+    targets += [_attestation_target(p) for p in ("aws-nitro", "azure", "gcp-vtpm", "sev-snp", "tdx")]
     return targets
 
 

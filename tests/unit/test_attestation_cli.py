@@ -5,13 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from teeprover.attestation.cli import main
 
 from .test_attestation_samples import TESTDATA
 
-pytestmark = pytest.mark.skipif(not TESTDATA.is_dir(), reason="shared/testdata is not next to the repo")
 NITRO = str(TESTDATA / "nitro/blocky_prod_2024-09-07.b64")
 
 

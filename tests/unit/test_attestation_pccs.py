@@ -36,7 +36,7 @@ from teeprover.errors import Unavailable
 from tests.support.fake_pccs import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, ROOT_CA_CRL_DER, TCB, FakePccs, Fault
 from tests.support.params_mirror import dead_url
 
-TDX = Path("/work/shared/testdata/attestation/tdx")
+TDX = Path(__file__).resolve().parents[1] / "fixtures" / "attestation" / "tdx"
 QUOTE = (TDX / "dcapqvl_tdx_quote_v4.bin").read_bytes()
 COLLATERAL_TEXT = (TDX / "dcapqvl_tdx_quote_v4_collateral.json").read_text()
 COLLATERAL = json.loads(COLLATERAL_TEXT)
