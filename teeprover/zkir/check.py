@@ -20,11 +20,10 @@ from __future__ import annotations
 from teeprover.errors import CircuitError
 from teeprover.zkir.ir import Circuit
 from teeprover.zkir.preimage import ProofPreimage
-from teeprover.zkir.synth import require_supported, synthesize
+from teeprover.zkir.synth import synthesize
 
 
 def check(circuit: Circuit, preimage: ProofPreimage) -> list[int | str]:
-    require_supported(circuit)
     pi_skips: list[int] = []
     try:
         synthesize(circuit, preimage, pi_skips=pi_skips)

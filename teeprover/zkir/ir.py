@@ -30,6 +30,7 @@ import cbor2
 from teeprover.errors import CircuitError, MalformedEncoding, UnsupportedInstruction
 from teeprover.r1cs import R
 from teeprover.zkir import _codec
+from teeprover.zkir.alignment import AlignmentError, alignment_to_json, bin_len, field_len, parse_alignment
 
 TAG_ZKIR_V2 = 0x7E000010
 
@@ -48,7 +49,8 @@ MAX_RECONSTITUTE_BITS = 248
 MAX_LESS_THAN_BITS = 253                  # ours: a - b + 2^bits must fit 254 bits (unique decomposition)
 
 # Operand kinds: "idx" a memory cell, "guard" an optional memory cell (absent or null = none),
-# "idxs" a list of memory cells (a tuple in ``args``), "u32" a count, "imm" a field immediate.
+# "idxs" a list of memory cells (a tuple in ``args``), "u32" a count, "imm" a field immediate,
+# "alignment" Midnight's alignment of hashed cells (teeprover.zkir.alignment).
 _SPECS: dict[str, tuple[tuple[str, str], ...]] = {
     "assert": (("cond", "idx"),),
     "cond_select": (("bit", "idx"), ("a", "idx"), ("b", "idx")),
@@ -70,15 +72,18 @@ _SPECS: dict[str, tuple[tuple[str, str], ...]] = {
     "less_than": (("a", "idx"), ("b", "idx"), ("bits", "u32")),
     "public_input": (("guard", "guard"),),
     "private_input": (("guard", "guard"),),
+    "persistent_hash": (("alignment", "alignment"), ("inputs", "idxs")),
+    "transient_hash": (("inputs", "idxs"),),
 }
 
 # Memory cells appended by each op.
 OUTPUTS: dict[str, int] = {op: 0 for op in _SPECS}
 OUTPUTS.update({op: 1 for op in ("cond_select", "copy", "load_imm", "reconstitute_field", "test_eq", "add", "mul",
-                                 "neg", "not", "less_than", "public_input", "private_input")})
+                                 "neg", "not", "less_than", "public_input", "private_input", "transient_hash")})
 OUTPUTS["div_mod_power_of_two"] = 2
+OUTPUTS["persistent_hash"] = 2
 
-UNSUPPORTED_OPS = frozenset({"transient_hash", "persistent_hash", "ec_add", "ec_mul", "ec_mul_generator",
+UNSUPPORTED_OPS = frozenset({"ec_add", "ec_mul", "ec_mul_generator",
                              "hash_to_curve"})
 
 _BITS_RANGE: dict[str, tuple[int, int]] = {
@@ -90,6 +95,8 @@ _BITS_RANGE: dict[str, tuple[int, int]] = {
 
 _U32_MAX = (1 << 32) - 1
 MAX_OPERAND_LIST = 1 << 16  # cells in one "idxs" operand (hash inputs)
+# Bytes one persistent_hash may hash: 1024 SHA-256 blocks, already more than fits in k = 24.
+MAX_PERSISTENT_HASH_BYTES = 1 << 16
 
 
 def operand_names(op: str) -> tuple[str, ...]:
@@ -117,6 +124,8 @@ class Instruction:
                 out[name] = format_immediate(value)
             elif kind == "idxs":
                 out[name] = list(value)
+            elif kind == "alignment":
+                out[name] = alignment_to_json(value)
             else:
                 out[name] = value
         return out
@@ -251,6 +260,12 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
         if kind == "idxs":
             args.append(_cells(raw, where, i, memory))
             continue
+        if kind == "alignment":
+            try:
+                args.append(parse_alignment(raw, where))
+            except AlignmentError as exc:
+                raise CircuitError(str(exc), instruction=i) from None
+            continue
         try:
             if kind == "imm":
                 args.append(parse_immediate(raw, where))
@@ -272,7 +287,20 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
         if count > declared:
             raise CircuitError(f"instruction {i} (pi_skip): count {count} exceeds the {declared} public inputs "
                                "declared so far", instruction=i)
+    if op == "persistent_hash":
+        _check_persistent_hash(args[0], args[1], i)
     return Instruction(op, tuple(args)), memory + OUTPUTS[op]
+
+
+def _check_persistent_hash(alignment: Any, inputs: Any, i: int) -> None:
+    """Midnight cannot synthesize a decode with too few cells (cells beyond the alignment are ignored, as there)."""
+    need, size = field_len(alignment), bin_len(alignment)
+    if need > len(inputs):
+        raise CircuitError(f"instruction {i} (persistent_hash): the alignment reads {need} cells, "
+                           f"{len(inputs)} given", instruction=i)
+    if size > MAX_PERSISTENT_HASH_BYTES:
+        raise CircuitError(f"instruction {i} (persistent_hash): hashes {size} bytes, the limit is "
+                           f"{MAX_PERSISTENT_HASH_BYTES}", instruction=i)
 
 
 def circuit_from_obj(obj: Any) -> Circuit:

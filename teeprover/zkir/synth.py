@@ -35,10 +35,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from teeprover.errors import CircuitError, UnsupportedInstruction
+from teeprover.errors import CircuitError
 from teeprover.r1cs import R
 from teeprover.zkir.gadgets import bits as bitsg
-from teeprover.zkir.gadgets import compare, lc
+from teeprover.zkir.gadgets import compare, lc, poseidon
 from teeprover.zkir.gadgets.lc import LC, Synth, WitnessError
 from teeprover.zkir.ir import FR_BITS, Circuit, Instruction
 from teeprover.zkir.preimage import ProofPreimage
@@ -276,6 +276,12 @@ def _output(m: Machine, ins: Instruction) -> list[LC]:
     return []
 
 
+# ---------------------------------------------------------------- hashes
+
+def _transient_hash(m: Machine, ins: Instruction) -> list[LC]:
+    return [poseidon.hash_lc(m.s, [m.cell(j) for j in ins.args[0]])]
+
+
 OPS: dict[str, OpFn] = {
     "add": _add,
     "mul": _mul,
@@ -297,21 +303,36 @@ OPS: dict[str, OpFn] = {
     "declare_pub_input": _declare_pub_input,
     "pi_skip": _pi_skip,
     "output": _output,
+    "transient_hash": _transient_hash,
 }
 
 
-def require_supported(circuit: Circuit) -> None:
-    if circuit.do_communications_commitment:
-        raise UnsupportedInstruction(
-            "do_communications_commitment=true needs transient_commit (Poseidon) in-circuit, which this prover "
-            "does not implement; refusing rather than leaving the commitment unconstrained",
-            details={"op": "do_communications_commitment"})
+def _start_commitment(m: Machine) -> None:
+    """Prove mode: public input #1 is the preimage's commitment; like Midnight, fail before running without one."""
+    if m.circuit.do_communications_commitment and m.preimage is not None:
+        if m.preimage.communications_commitment is None:
+            raise CircuitError("Expected communications commitment")
+        m.s.set_public(2, m.preimage.communications_commitment[0])
 
 
 def _finish_commitment(m: Machine) -> None:
-    """Constrain public input #1 to the communications commitment (when the circuit asks for one)."""
-    if m.circuit.do_communications_commitment:  # pragma: no cover - refused by require_supported for now
-        raise UnsupportedInstruction("do_communications_commitment is not supported")
+    """Constrain public input #1 to ``transient_hash([randomness, *inputs, *outputs])`` (Midnight's transient_commit).
+
+    The randomness is a private variable; prove mode first checks the preimage's pair as
+    Midnight's ``preprocess`` does (``outputs`` are the ``output`` cells in program order).
+    """
+    if not m.circuit.do_communications_commitment:
+        return
+    s = m.s
+    randomness = None
+    if m.preimage is not None:
+        assert m.preimage.communications_commitment is not None  # _start_commitment refused its absence
+        commitment, randomness = m.preimage.communications_commitment
+        values = [s.value(x) for x in (*m.inputs, *m.outputs)]
+        if poseidon.transient_commit(values, randomness) != commitment:
+            s.fail("Communications commitment mismatch")
+    opening = lc.var(s.new_var(randomness))
+    s.enforce_equal(poseidon.hash_lc(s, [opening, *m.inputs, *m.outputs]), lc.var(2))
 
 
 def synthesize(circuit: Circuit, preimage: ProofPreimage | None = None, *,
@@ -322,7 +343,6 @@ def synthesize(circuit: Circuit, preimage: ProofPreimage | None = None, *,
     preimage does not satisfy the circuit; a caller that passes its own ``pi_skips``
     list keeps the pi_skip results gathered before a failure.
     """
-    require_supported(circuit)
     proving = preimage is not None
     num_public = circuit.num_public_inputs
     s = Synth(num_public, proving=proving, max_constraints=max_constraints)
@@ -337,6 +357,7 @@ def synthesize(circuit: Circuit, preimage: ProofPreimage | None = None, *,
                 next_pub=2 + int(circuit.do_communications_commitment))
     if pi_skips is not None:
         m.pi_skips = pi_skips
+    _start_commitment(m)
     i, op = -1, ""
     try:
         for i, ins in enumerate(circuit.instructions):
