@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from services.common import errors as seam
-from services.common import metrics, tracing
+from services.common import metrics, tracing, transport
 from services.common.logs import request_id_var
 from teeprover.errors import TeeProverError
 
@@ -167,7 +167,7 @@ def create_server(
     for name in ["", *names]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = server.add_insecure_port(transport.grpc_listen_target(host, port, service))  # TCP or unix:
     if bound == 0:
         raise OSError(f"cannot bind {host}:{port}")
     return server, bound, health_servicer
