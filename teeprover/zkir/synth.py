@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 
 from teeprover.errors import CircuitError
 from teeprover.r1cs import R
+from teeprover.zkir.alignment import AlignmentMismatch
 from teeprover.zkir.gadgets import bits as bitsg
-from teeprover.zkir.gadgets import compare, lc, poseidon
+from teeprover.zkir.gadgets import compare, fab, lc, poseidon
 from teeprover.zkir.gadgets.lc import LC, Synth, WitnessError
 from teeprover.zkir.ir import FR_BITS, Circuit, Instruction
 from teeprover.zkir.preimage import ProofPreimage
@@ -282,6 +283,16 @@ def _transient_hash(m: Machine, ins: Instruction) -> list[LC]:
     return [poseidon.hash_lc(m.s, [m.cell(j) for j in ins.args[0]])]
 
 
+def _persistent_hash(m: Machine, ins: Instruction) -> list[LC]:
+    alignment, inputs = ins.args
+    if m.proving:
+        try:
+            fab.persistent_hash(alignment, [m.val(j) for j in inputs])
+        except AlignmentMismatch as exc:
+            m.s.fail(f"inputs did not match the alignment: {exc}")
+    return fab.persistent_hash_gadget(m.s, alignment, [m.cell(j) for j in inputs])
+
+
 OPS: dict[str, OpFn] = {
     "add": _add,
     "mul": _mul,
@@ -304,6 +315,7 @@ OPS: dict[str, OpFn] = {
     "pi_skip": _pi_skip,
     "output": _output,
     "transient_hash": _transient_hash,
+    "persistent_hash": _persistent_hash,
 }
 
 
