@@ -1,0 +1,375 @@
+"""Midnight's embedded curve (Jubjub): the out-of-circuit twin and the R1CS gadgets.
+
+The curve is the twisted Edwards curve ``-x^2 + y^2 = 1 + d*x^2*y^2`` over the
+BLS12-381 scalar field ``R`` (``a = -1``, ``d = -10240/10241``), of order
+``8*Q`` with ``Q`` the prime order of its cryptographic subgroup
+(midnight-zk ``curves/src/jubjub``; Midnight's ``transient-crypto/src/curve.rs``
+uses the subgroup as ``EmbeddedGroupAffine``).
+
+A point is written as two memory cells ``(x, y)``; the identity is ``(0, 1)``.
+Midnight's VM accepts an input point only if it lies on the curve *and* in the
+subgroup (``EmbeddedGroupAffine::new`` panics on a point outside it, and the
+in-circuit ``assign`` writes the point as 8 times a witnessed cofactor root), so
+the gadgets here enforce both.  A scalar is a full field element ``s < R``;
+Midnight reduces it modulo ``Q`` before multiplying, which for subgroup points
+equals multiplying by the integer ``s``: the gadgets decompose ``s`` into its
+canonical 255 bits.  The generator is ``8 * (u, 11)``, the cofactor-cleared
+``JubjubAffine::generator()``.
+
+The addition formulas are the complete ones (``a`` a square, ``d`` a
+non-square), so no case distinctions are needed in or out of the circuit.
+Costs (R1CS constraints): addition 6, doubling 5, on-curve check 3, subgroup
+check 16 (skipped for points this module has already produced or checked, and
+for valid constant points), variable-base multiplication ~3,170, fixed-base
+(generator) multiplication ~1,120.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import weakref
+from collections.abc import Callable
+
+from teeprover.r1cs import R
+from teeprover.zkir.gadgets import lc
+from teeprover.zkir.gadgets.lc import LC, Synth
+
+Point = tuple[int, int]
+PointLC = tuple[LC, LC]
+
+A = R - 1
+D = -10240 * pow(10241, -1, R) % R
+# Order of the prime-order subgroup (midnight-zk curves/src/jubjub/fr.rs).
+Q = 0x0E7DB4EA6533AFA906673B0101343B00A6682093CCC81082D0970E5ED6F72CB7
+COFACTOR = 8
+IDENTITY: Point = (0, 1)
+# JubjubAffine::generator(): the point with v = 11 and positive u; Midnight's generator is 8 times it.
+_BASE: Point = (0x62EDCBB8BF3787C88B0F03DDD60A8187CAF55D1B29BF81AFE4B3D35DF1A7ADFE, 11)
+SCALAR_BITS = R.bit_length()  # 255
+
+
+# ---------------------------------------------------------------- out-of-circuit twin
+
+def on_curve(p: Point) -> bool:
+    x, y = p
+    if not (0 <= x < R and 0 <= y < R):
+        return False
+    xx, yy = x * x % R, y * y % R
+    return (A * xx + yy - 1 - D * xx % R * yy) % R == 0
+
+
+def add(p: Point, q: Point) -> Point:
+    """Complete twisted Edwards addition (affine)."""
+    x1, y1 = p
+    x2, y2 = q
+    c = D * x1 % R * x2 % R * y1 % R * y2 % R
+    return ((x1 * y2 + y1 * x2) * pow(1 + c, -1, R) % R,
+            (y1 * y2 - A * x1 * x2) * pow(1 - c, -1, R) % R)
+
+
+def mul_int(p: Point, k: int) -> Point:
+    """``k * p`` for an integer ``k >= 0`` (projective double-and-add, one inversion at the end)."""
+    # add-2008-bbjlp (complete for a square a and non-square d) in projective (X : Y : Z).
+    def padd(P: tuple[int, int, int], Qp: tuple[int, int, int]) -> tuple[int, int, int]:
+        X1, Y1, Z1 = P
+        X2, Y2, Z2 = Qp
+        a_ = Z1 * Z2 % R
+        b_ = a_ * a_ % R
+        c_ = X1 * X2 % R
+        d_ = Y1 * Y2 % R
+        e_ = D * c_ % R * d_ % R
+        f_ = (b_ - e_) % R
+        g_ = (b_ + e_) % R
+        return (a_ * f_ % R * ((X1 + Y1) * (X2 + Y2) - c_ - d_) % R,
+                a_ * g_ % R * (d_ - A * c_) % R,
+                f_ * g_ % R)
+
+    acc = (0, 1, 1)
+    base = (p[0], p[1], 1)
+    for bit in bin(k)[2:] if k > 0 else "":
+        acc = padd(acc, acc)
+        if bit == "1":
+            acc = padd(acc, base)
+    zi = pow(acc[2], -1, R)
+    return acc[0] * zi % R, acc[1] * zi % R
+
+
+def in_subgroup(p: Point) -> bool:
+    return on_curve(p) and mul_int(p, Q) == IDENTITY
+
+
+def point_error(p: Point) -> str | None:
+    """Why Midnight's VM refuses ``p`` as an input point, or ``None`` if it accepts it."""
+    if not on_curve(p):
+        return f"elliptic curve point not on curve: ({p[0]}, {p[1]})"
+    if mul_int(p, Q) != IDENTITY:
+        return f"elliptic curve point not in the prime-order subgroup: ({p[0]}, {p[1]})"
+    return None
+
+
+def mul(p: Point, scalar: int) -> Point:
+    """Midnight's ``EmbeddedGroupAffine * Fr``: the scalar is reduced modulo ``Q`` first."""
+    return mul_int(p, scalar % Q)
+
+
+GENERATOR: Point = mul_int(_BASE, COFACTOR)
+
+
+def mul_generator(scalar: int) -> Point:
+    return mul(GENERATOR, scalar)
+
+
+# ---------------------------------------------------------------- small R1CS helpers
+
+def product(s: Synth, a: LC, b: LC) -> LC:
+    v = s.new_var(lambda: s.value(a) * s.value(b))
+    s.enforce(a, b, lc.var(v))
+    return lc.var(v)
+
+
+def quotient(s: Synth, num: LC, den: LC) -> LC:
+    """``num / den`` for a ``den`` the formulas guarantee non-zero."""
+    v = s.new_var(lambda: s.value(num) * pow(s.value(den), -1, R))
+    s.enforce(lc.var(v), den, num)
+    return lc.var(v)
+
+
+def select(s: Synth, bit: LC, a: LC, b: LC) -> LC:
+    """``bit ? a : b`` for a boolean ``bit``: one constraint, none if ``a - b`` is constant."""
+    diff = lc.sub(a, b)
+    k = lc.constant_value(diff)
+    if k is not None:
+        return lc.add(b, lc.scale(bit, k))
+    return lc.add(b, product(s, bit, diff))
+
+
+def select_point(s: Synth, bit: LC, p: PointLC, q: PointLC) -> PointLC:
+    return select(s, bit, p[0], q[0]), select(s, bit, p[1], q[1])
+
+
+def const_point(p: Point) -> PointLC:
+    return lc.const(p[0]), lc.const(p[1])
+
+
+def bits_le_constant(s: Synth, bits: list[int], c: int) -> None:
+    """Enforce ``sum 2^i * bits[i] <= c`` for boolean ``bits`` (little-endian) and a constant ``c``.
+
+    Scanning from the top, ``eq`` says the bits so far equal those of ``c``.
+    Over a run of zeros of ``c`` the bits must be 0 while ``eq`` holds
+    (``eq * sum(run) = 0``, one constraint); over a run of ones ``eq`` stays 1
+    only if every bit is 1 (``d = len - sum(run)``: ``d * eq' = 0`` and
+    ``d * w = eq - eq'``, two constraints, one for a single bit).  For
+    ``c = R - 1`` this is 112 constraints instead of one per bit.
+    """
+    n = len(bits)
+    assert c < 1 << n
+    runs = [(bit, [n - 1 - i for i, _ in group])
+            for bit, group in itertools.groupby(enumerate(reversed([c >> i & 1 for i in range(n)])),
+                                                key=lambda t: t[1])]
+    eq: LC = lc.ONE
+    for r, (c_bit, positions) in enumerate(runs):
+        run_sum: LC = {bits[p]: 1 for p in positions}
+        if not c_bit:
+            s.enforce(eq, run_sum, {})
+            continue
+        if r == len(runs) - 1:
+            break  # nothing below the last run of ones
+        if len(positions) == 1:
+            b = lc.var(bits[positions[0]])
+            eq = b if lc.constant_value(eq) == 1 else product(s, eq, b)
+            continue
+        eq = _still_equal(s, eq, lc.sub(lc.const(len(positions)), run_sum))
+
+
+def _still_equal(s: Synth, eq: LC, d: LC) -> LC:
+    """``eq' = eq if d == 0 else 0``: ``d * eq' = 0``, ``d * w = eq - eq'``."""
+    eq_v = s.value(eq) if s.proving else 0
+    d_v = s.value(d) if s.proving else 0
+    eq_new = lc.var(s.new_var(0 if d_v else eq_v))
+    s.enforce(d, eq_new, {})
+    w = s.new_var(eq_v * pow(d_v, -1, R) if d_v else 0)
+    s.enforce(d, lc.var(w), lc.sub(eq, eq_new))
+    return eq_new
+
+
+def witness_canonical_bits(s: Synth, value: Callable[[], int]) -> list[int]:
+    """255 boolean variables holding a witnessed value's canonical integer (``< R``): 367 constraints."""
+    v = value() if s.proving else 0
+    bits = [s.new_var(v >> i & 1) for i in range(SCALAR_BITS)]
+    for b in bits:
+        s.enforce_boolean(lc.var(b))
+    bits_le_constant(s, bits, R - 1)
+    return bits
+
+
+def canonical_bits(s: Synth, x: LC) -> list[int]:
+    """The 255 little-endian bits of ``x``'s canonical integer: 368 constraints."""
+    bits = witness_canonical_bits(s, lambda: s.value(x))
+    s.enforce(lc.weighted_sum(bits), lc.ONE, x)
+    return bits
+
+
+# ---------------------------------------------------------------- point gadgets
+
+def point_add(s: Synth, p: PointLC, q: PointLC) -> PointLC:
+    """Complete addition, 6 constraints (the Sapling form, with ``a = -1``)."""
+    (x1, y1), (x2, y2) = p, q
+    t = product(s, lc.add(x1, y1), lc.add(x2, y2))  # x1x2 + x1y2 + y1x2 + y1y2
+    a = product(s, x1, y2)
+    b = product(s, y1, x2)
+    c = product(s, lc.scale(a, D), b)  # d x1 x2 y1 y2
+    x3 = quotient(s, lc.add(a, b), lc.add(lc.ONE, c))
+    y3 = quotient(s, lc.sub(lc.sub(t, a), b), lc.sub(lc.ONE, c))  # y1y2 + x1x2 = y1y2 - a x1x2
+    return x3, y3
+
+
+def point_double(s: Synth, p: PointLC, squares: tuple[LC, LC] | None = None,
+                 out: PointLC | None = None) -> PointLC:
+    """``2p`` for a point known to be on the curve: 5 constraints, 3 given ``(x^2, y^2)``.
+
+    On the curve ``1 + d x^2 y^2 = y^2 - x^2``, so ``x' = 2xy / (y^2 - x^2)`` and
+    ``y' = (y^2 + x^2) / (2 - y^2 + x^2)``; both denominators are non-zero for
+    every curve point.  With ``out`` the result is constrained to equal ``out``.
+    """
+    x, y = p
+    xx, yy = squares if squares is not None else (product(s, x, x), product(s, y, y))
+    xy = product(s, x, y)
+    den_x = lc.sub(yy, xx)
+    den_y = lc.sub(lc.add(lc.const(2), xx), yy)
+    num_y = lc.add(yy, xx)
+    if out is None:
+        return quotient(s, lc.scale(xy, 2), den_x), quotient(s, num_y, den_y)
+    s.enforce(out[0], den_x, lc.scale(xy, 2))
+    s.enforce(out[1], den_y, num_y)
+    return out
+
+
+def assert_on_curve(s: Synth, p: PointLC) -> tuple[LC, LC]:
+    """``-x^2 + y^2 = 1 + d x^2 y^2``: 3 constraints; returns ``(x^2, y^2)``."""
+    x, y = p
+    xx, yy = product(s, x, x), product(s, y, y)
+    s.enforce(lc.scale(xx, D), yy, lc.sub(lc.sub(yy, xx), lc.ONE))
+    return xx, yy
+
+
+def assert_in_subgroup(s: Synth, p: PointLC) -> None:
+    """``p = 8 * root`` for a witnessed curve point ``root`` (as midnight-zk's ``assign``): 16 constraints.
+
+    ``8 * E`` is exactly the prime-order subgroup, and it implies ``p`` is on the
+    curve.  In prove mode the caller has checked ``p`` (:func:`point_error`).
+    """
+    inv8 = pow(COFACTOR, -1, Q)
+    root_value: list[Point] = []
+
+    def root(i: int) -> int:
+        if not root_value:
+            root_value.append(mul_int((s.value(p[0]), s.value(p[1])), inv8))
+        return root_value[0][i]
+
+    r = lc.var(s.new_var(lambda: root(0))), lc.var(s.new_var(lambda: root(1)))
+    r2 = point_double(s, r, assert_on_curve(s, r))
+    r4 = point_double(s, r2)
+    point_double(s, r4, out=p)
+
+
+# Points (as LC pairs) already constrained to the subgroup in each constraint system.
+_CHECKED: weakref.WeakKeyDictionary[Synth, set[tuple[tuple[tuple[int, int], ...], ...]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _key(p: PointLC) -> tuple[tuple[tuple[int, int], ...], ...]:
+    return tuple(sorted(p[0].items())), tuple(sorted(p[1].items()))
+
+
+def mark_checked(s: Synth, p: PointLC) -> PointLC:
+    """Record that ``p`` is a subgroup point by construction (an output of these gadgets)."""
+    _CHECKED.setdefault(s, set()).add(_key(p))
+    return p
+
+
+def assert_point(s: Synth, p: PointLC) -> None:
+    """Constrain an input point to the subgroup, unless that is already known.
+
+    Known: a point this module produced or checked before in the same system,
+    or a constant point that is valid (checked here, at synthesis time).  The
+    decision depends only on the LCs, never on values, so both modes agree.
+    """
+    cx, cy = lc.constant_value(p[0]), lc.constant_value(p[1])
+    if cx is not None and cy is not None and in_subgroup((cx, cy)):
+        return
+    if _key(p) in _CHECKED.get(s, set()):
+        return
+    assert_in_subgroup(s, p)
+    mark_checked(s, p)
+
+
+def gadget_add(s: Synth, p: PointLC, q: PointLC) -> PointLC:
+    """``ec_add``: both inputs checked into the subgroup (unless known), then one complete addition."""
+    assert_point(s, p)
+    assert_point(s, q)
+    return mark_checked(s, point_add(s, p, q))
+
+
+def gadget_mul(s: Synth, p: PointLC, scalar: LC) -> PointLC:
+    """``ec_mul``: ``scalar * p`` by 2-bit windows over the scalar's canonical bits, most significant first.
+
+    Table ``[O, p, 2p, 3p]`` (11 constraints); per window two doublings, a
+    lookup (three point selects, 6) and an addition: 22 constraints.
+    """
+    assert_point(s, p)
+    bits = [lc.var(b) for b in canonical_bits(s, scalar)]
+    ident = const_point(IDENTITY)
+    p2 = point_double(s, p)
+    p3 = point_add(s, p2, p)
+    acc = select_point(s, bits[-1], p, ident)  # the top bit alone (255 is odd)
+    for i in range(SCALAR_BITS - 2, 0, -2):
+        hi, lo = bits[i], bits[i - 1]
+        acc = point_double(s, point_double(s, acc))
+        even = select_point(s, hi, p2, ident)
+        odd = select_point(s, hi, p3, p)
+        acc = point_add(s, acc, select_point(s, lo, odd, even))
+    return mark_checked(s, acc)
+
+
+_WINDOW = 3
+
+
+@functools.cache
+def generator_tables() -> tuple[tuple[Point, ...], ...]:
+    """For each 3-bit window ``j`` of the scalar: ``k * 8^j * G`` for ``k = 0..7``."""
+    tables = []
+    base = GENERATOR
+    for _ in range(SCALAR_BITS // _WINDOW):
+        row = [IDENTITY, base]
+        for _k in range(2, 1 << _WINDOW):
+            row.append(add(row[-1], base))
+        tables.append(tuple(row))
+        base = add(row[-1], base)  # 8 * base
+    return tuple(tables)
+
+
+def _lookup3(s: Synth, b0: LC, b1: LC, b2: LC, table: tuple[Point, ...]) -> PointLC:
+    """``table[b0 + 2 b1 + 4 b2]`` over constant points: 3 constraints (``b0 b1``, then one select per coordinate)."""
+    b01 = product(s, b0, b1)
+    out = []
+    for c in range(2):
+        halves = []
+        for h in range(2):
+            e00, e10, e01, e11 = (table[4 * h + k][c] for k in range(4))
+            halves.append(lc.add(lc.add(lc.const(e00), lc.scale(b0, e10 - e00)),
+                                 lc.add(lc.scale(b1, e01 - e00), lc.scale(b01, e11 - e10 - e01 + e00))))
+        out.append(select(s, b2, halves[1], halves[0]))
+    return out[0], out[1]
+
+
+def gadget_mul_generator(s: Synth, scalar: LC) -> PointLC:
+    """``ec_mul_generator``: fixed-base 3-bit windows over constant tables (3 + 6 constraints per window)."""
+    bits = [lc.var(b) for b in canonical_bits(s, scalar)]
+    acc: PointLC | None = None
+    for j, table in enumerate(generator_tables()):
+        b0, b1, b2 = bits[_WINDOW * j:_WINDOW * j + _WINDOW]
+        term = _lookup3(s, b0, b1, b2, table)
+        acc = term if acc is None else point_add(s, acc, term)
+    assert acc is not None
+    return mark_checked(s, acc)
