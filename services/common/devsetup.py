@@ -4,17 +4,30 @@ Runs once per cache directory and is skipped when an operator configured a
 parameter manifest of their own.  Development parameters are INSECURE (their
 tau was random and thrown away, but nobody can check that) and are marked so
 in the file name and the manifest.
+
+``python -m services.common.devsetup CACHE_DIR MAX_K LOG_LEVEL`` runs :func:`prepare` as the
+supervisor's first child, so that Ctrl-C can end it at once: SIGTERM raises
+``KeyboardInterrupt`` here, which removes the half-made files on its way out.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("teeprover.devsetup")
 
 DEMO_CIRCUITS = {"builtin/demo/arithmetic": "arithmetic.zkir.json", "builtin/demo/range": "range.zkir.json"}
+
+
+def manifest_path(cache_dir: Path) -> Path:
+    from teeprover.commands.params import dev_manifest_path
+
+    return dev_manifest_path(cache_dir)
 
 
 def prepare(cache_dir: Path, max_k: int) -> Path:
@@ -48,3 +61,22 @@ def _has(manifest: object, k: int) -> bool:
         return True
     except Exception:  # noqa: BLE001 - NotFound / InvalidInput
         return False
+
+
+def main(argv: list[str]) -> int:
+    from services.common import logs
+
+    def _stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    logs.setup("supervisor", argv[2])
+    try:
+        prepare(Path(argv[0]), int(argv[1]))
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,16 @@
 Starts each child with the same configuration keys (ports per service), waits
 until each is healthy (gRPC health for the Python services, Envoy's admin
 ``/ready``), prints the base URL and a fresh development API key, restarts a
-child that dies, and stops everything cleanly on SIGINT/SIGTERM.
+child that dies, and stops everything cleanly on SIGINT/SIGTERM:
+
+* during the first-start set-up (development parameters, demo keys: a child
+  process, ``python -m services.common.devsetup``) or while children start, a
+  stop request ends everything within a second;
+* once up, the gateway drains first (new requests get 503 JSON with
+  ``Retry-After``; requests in flight go on), the services drain their own work
+  at the same time, and everything is gone within ``TEEPROVER_SHUTDOWN_GRACE``
+  (docs/gateway.md, "Draining");
+* a runtime directory it had to make (no ``TEEPROVER_RUNTIME_DIR``) is removed.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +41,13 @@ log = logging.getLogger("teeprover.supervisor")
 
 READY_TIMEOUT = 60.0
 MAX_RESTART_DELAY = 10.0
+# A stop request during set-up or start-up: how long a child gets after SIGTERM before SIGKILL.
+QUICK_STOP = 0.5
+DRAIN_SWITCH_TIMEOUT = 2.0  # for the gateway to report that it refuses new requests
+
+
+class Stopped(Exception):
+    """A stop request (SIGINT/SIGTERM) arrived before start-up finished."""
 
 
 @dataclass
@@ -75,18 +92,19 @@ class Supervisor:
         self.stopping = threading.Event()
         self.children: list[Child] = []
         self.api_key: str | None = None
+        self.own_runtime_dir: Path | None = None  # made here, removed by cleanup()
 
     # -- set-up -----------------------------------------------------------------
     def _prepare(self) -> cfgmod.SupervisorConfig:
         cfg = self.config
-        runtime = cfg.runtime_dir or Path(tempfile.mkdtemp(prefix="teeprover-"))
+        runtime = cfg.runtime_dir
+        if runtime is None:
+            runtime = self.own_runtime_dir = Path(tempfile.mkdtemp(prefix="teeprover-"))
         runtime.mkdir(parents=True, exist_ok=True)
         hpke_file = cfg.hpke_public_key_file or runtime / "hpke_public_key.bin"
         changes: dict[str, object] = {"runtime_dir": runtime, "hpke_public_key_file": hpke_file}
         if cfg.params_manifest is None and "params" in self.services:
-            from services.common import devsetup
-
-            changes["params_manifest"] = devsetup.prepare(cfg.cache_dir, cfg.dev_params_max_k)
+            changes["params_manifest"] = self._dev_setup(cfg.cache_dir, cfg.dev_params_max_k)
             changes["builtin_dev_params"] = True  # built-in keys may need dev parameters above that k
         if not cfg.disable_auth and not cfg.api_keys and cfg.api_keys_file is None:
             # A development key: printed once, stored only as its hash.
@@ -96,6 +114,22 @@ class Supervisor:
             key_file.chmod(0o600)
             changes["api_keys_file"] = key_file
         return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+
+    def _dev_setup(self, cache_dir: Path, max_k: int) -> Path:
+        """Development parameters and demo keys, made in a child process so that a stop request ends it at
+        once (a native multi-exponentiation holds the interpreter for seconds; a child can simply be ended)."""
+        from services.common import devsetup
+
+        argv = [sys.executable, "-m", "services.common.devsetup", str(cache_dir), str(max_k), self.config.log_level]
+        proc = subprocess.Popen(argv, start_new_session=True)
+        while proc.poll() is None:
+            if self.stopping.wait(0.05):
+                _end(proc, QUICK_STOP)
+                raise Stopped
+        if proc.returncode != 0:
+            raise RuntimeError(f"first-start set-up (development parameters, demo keys) failed "
+                               f"with exit code {proc.returncode}")
+        return devsetup.manifest_path(cache_dir)
 
     def _children(self, cfg: cfgmod.SupervisorConfig) -> list[Child]:
         base_env = {k: v for k, v in os.environ.items() if not k.startswith(cfgmod.PREFIX)}
@@ -124,19 +158,23 @@ class Supervisor:
     # -- running ----------------------------------------------------------------
     def _wait_ready(self, child: Child, timeout: float = READY_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self.stopping.is_set():
+        while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise Stopped
             if child.proc is not None and child.proc.poll() is not None:
                 raise RuntimeError(f"{child.name} exited with code {child.proc.returncode} during start-up")
             if child.ready():  # type: ignore[operator]
                 return
-            time.sleep(0.1)
-        if not self.stopping.is_set():
-            raise RuntimeError(f"{child.name} was not healthy after {timeout:.0f} s")
+            self.stopping.wait(0.1)
+        raise RuntimeError(f"{child.name} was not healthy after {timeout:.0f} s")
 
     def start(self) -> None:
+        """Set up and start every child; raises :class:`Stopped` when a stop request came first."""
         cfg = self._prepare()
         self.children = self._children(cfg)
         for child in self.children:
+            if self.stopping.is_set():
+                raise Stopped
             child.start()
             self._wait_ready(child)
             log.info("child ready", extra={"child": child.name, "pid": child.proc.pid if child.proc else None})
@@ -176,22 +214,72 @@ class Supervisor:
                 child.start()
 
     def stop(self, grace: float | None = None) -> int:
+        """Drain and stop every child within ``grace`` s (default TEEPROVER_SHUTDOWN_GRACE); 1 if one was killed.
+
+        The gateway goes first: once it refuses new requests (503 + Retry-After), every service gets
+        SIGTERM at once and finishes the work it has, while the gateway relays the last replies and
+        exits when it has none left in flight.
+        """
         self.stopping.set()
         grace = self.config.shutdown_grace if grace is None else grace
+        deadline = time.monotonic() + grace
+        live = [c for c in self.children if c.proc is not None and c.proc.poll() is None]
+        gateway = next((c for c in live if c.name == "gateway"), None)
+        if gateway is not None:
+            assert gateway.proc is not None
+            gateway.proc.send_signal(signal.SIGTERM)
+            self._wait_draining(gateway)
+        for child in live:
+            if child is not gateway and child.proc is not None:
+                child.proc.send_signal(signal.SIGTERM)
         worst = 0
-        # Gateway first (no new traffic), then the services it feeds.
-        for child in reversed(self.children):
-            proc = child.proc
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
+        for child in live:
+            assert child.proc is not None
             try:
-                proc.wait(timeout=grace + 5)
+                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 5)
             except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+                log.warning("child did not stop in time, killed", extra={"child": child.name})
+                _end(child.proc, 0)
                 worst = 1
         return worst
+
+    def _wait_draining(self, gateway: Child) -> None:
+        from services.gateway.server import is_draining
+
+        deadline = time.monotonic() + DRAIN_SWITCH_TIMEOUT
+        while time.monotonic() < deadline and gateway.proc is not None and gateway.proc.poll() is None:
+            try:
+                if is_draining(self.effective.admin_port):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+
+    def quick_stop(self) -> None:
+        """A stop request during start-up: nothing is serving yet, so every started child ends at once."""
+        self.stopping.set()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+        for child in self.children:
+            if child.proc is not None:
+                _end(child.proc, QUICK_STOP)
+
+    def cleanup(self) -> None:
+        if self.own_runtime_dir is not None:
+            shutil.rmtree(self.own_runtime_dir, ignore_errors=True)
+
+
+def _end(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (if still running), SIGKILL after ``timeout`` s, and reap."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+            return
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(5)
 
 
 def run(config: cfgmod.SupervisorConfig, services: tuple[str, ...] | None = None) -> int:
@@ -204,15 +292,21 @@ def run(config: cfgmod.SupervisorConfig, services: tuple[str, ...] | None = None
     signal.signal(signal.SIGTERM, _signal)
     signal.signal(signal.SIGINT, _signal)
     try:
-        sup.start()
-    except RuntimeError as exc:
-        log.error("start-up failed", extra={"reason": str(exc)})
-        sup.stop(grace=2)
-        return 1
-    if sup.stopping.is_set():
-        return sup.stop()
-    print(sup.banner(), flush=True)
-    sup.watch()
-    code = sup.stop()
-    print("TEE Prover stopped", flush=True)
-    return code
+        try:
+            sup.start()
+        except Stopped:
+            log.info("stop requested during start-up")
+            sup.quick_stop()
+            print("TEE Prover stopped", flush=True)
+            return 0
+        except RuntimeError as exc:
+            log.error("start-up failed", extra={"reason": str(exc)})
+            sup.quick_stop()
+            return 1
+        print(sup.banner(), flush=True)
+        sup.watch()
+        code = sup.stop()
+        print("TEE Prover stopped", flush=True)
+        return code
+    finally:
+        sup.cleanup()

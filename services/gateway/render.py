@@ -116,6 +116,12 @@ def _path_match(path: str) -> dict[str, Any]:
     return {"safe_regex": {"regex": regex}}
 
 
+# Draining (SIGTERM to the gateway): the admin API sets this runtime key to 100 and every new request
+# matches the drain route below, a 503 with Retry-After, while requests already routed run to the end.
+DRAIN_RUNTIME_KEY = "teeprover.draining"
+DRAIN_RETRY_AFTER_S = 5
+DRAIN_MESSAGE = f"the server is shutting down: retry in {DRAIN_RETRY_AFTER_S} s"
+
 # Messages for Envoy's own replies whose default text says nothing useful to a wallet.
 LOCAL_REPLY_MESSAGES = {
     429: "too many requests from this address: wait the number of seconds in the Retry-After header",
@@ -392,8 +398,22 @@ def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
     return filters
 
 
+def _drain_route() -> dict[str, Any]:
+    """First in the table; matches nothing until the gateway drains (``DRAIN_RUNTIME_KEY`` at 100 %)."""
+    return {
+        "name": "draining",
+        "match": {"prefix": "/", "runtime_fraction": {
+            "default_value": {"numerator": 0, "denominator": "HUNDRED"}, "runtime_key": DRAIN_RUNTIME_KEY}},
+        "direct_response": {"status": 503, "body": {"inline_string": DRAIN_MESSAGE}},
+        "response_headers_to_add": [{"header": {"key": "retry-after", "value": str(DRAIN_RETRY_AFTER_S)},
+                                     "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+        "typed_per_filter_config": {_TRANSCODER: _transcoder_disabled(), _LOCAL_RATELIMIT: _rate_limit_off()},
+    }
+
+
 def _virtual_host(cfg: GatewayConfig, routes: list[HttpRoute]) -> dict[str, Any]:
-    table: list[dict[str, Any]] = [route for r in routes for route in _routes(r, cfg)]
+    table: list[dict[str, Any]] = [_drain_route()]
+    table += [route for r in routes for route in _routes(r, cfg)]
     if cfg.cors_origins:
         table.append(_preflight_route())
     table.append({
