@@ -14,8 +14,7 @@ always writes the tagged, deterministic encoding, whose SHA-256 is
 Validation is strict (see ``docs/zkir.md``): unknown ops, missing or extra
 operands, operands naming a memory cell not yet defined, bit counts out of
 range and oversized circuits are refused with :class:`MalformedEncoding` or
-:class:`CircuitError` carrying the instruction index.  Midnight's hash and
-Jubjub instructions are refused with :class:`UnsupportedInstruction`.
+:class:`CircuitError` carrying the instruction index.
 """
 
 from __future__ import annotations
@@ -74,6 +73,10 @@ _SPECS: dict[str, tuple[tuple[str, str], ...]] = {
     "private_input": (("guard", "guard"),),
     "persistent_hash": (("alignment", "alignment"), ("inputs", "idxs")),
     "transient_hash": (("inputs", "idxs"),),
+    "ec_add": (("a_x", "idx"), ("a_y", "idx"), ("b_x", "idx"), ("b_y", "idx")),
+    "ec_mul": (("a_x", "idx"), ("a_y", "idx"), ("scalar", "idx")),
+    "ec_mul_generator": (("scalar", "idx"),),
+    "hash_to_curve": (("inputs", "idxs"),),
 }
 
 # Memory cells appended by each op.
@@ -82,9 +85,9 @@ OUTPUTS.update({op: 1 for op in ("cond_select", "copy", "load_imm", "reconstitut
                                  "neg", "not", "less_than", "public_input", "private_input", "transient_hash")})
 OUTPUTS["div_mod_power_of_two"] = 2
 OUTPUTS["persistent_hash"] = 2
+OUTPUTS.update({op: 2 for op in ("ec_add", "ec_mul", "ec_mul_generator", "hash_to_curve")})  # a point (x, y)
 
-UNSUPPORTED_OPS = frozenset({"ec_add", "ec_mul", "ec_mul_generator",
-                             "hash_to_curve"})
+UNSUPPORTED_OPS: frozenset[str] = frozenset()
 
 _BITS_RANGE: dict[str, tuple[int, int]] = {
     "constrain_bits": (0, MAX_CONSTRAIN_BITS),

@@ -39,7 +39,7 @@ from teeprover.errors import CircuitError
 from teeprover.r1cs import R
 from teeprover.zkir.alignment import AlignmentMismatch
 from teeprover.zkir.gadgets import bits as bitsg
-from teeprover.zkir.gadgets import compare, fab, lc, poseidon
+from teeprover.zkir.gadgets import compare, fab, hash_to_curve, jubjub, lc, poseidon
 from teeprover.zkir.gadgets.lc import LC, Synth, WitnessError
 from teeprover.zkir.ir import FR_BITS, Circuit, Instruction
 from teeprover.zkir.preimage import ProofPreimage
@@ -293,6 +293,35 @@ def _persistent_hash(m: Machine, ins: Instruction) -> list[LC]:
     return fab.persistent_hash_gadget(m.s, alignment, [m.cell(j) for j in inputs])
 
 
+# ---------------------------------------------------------------- Jubjub (docs/zkir.md)
+
+def _point(m: Machine, ix: int | None, iy: int | None) -> jubjub.PointLC:
+    """An input point; prove mode refuses it, like Midnight's VM, unless it is on the curve and in the subgroup."""
+    if m.proving:
+        error = jubjub.point_error((m.val(ix), m.val(iy)))
+        if error is not None:
+            m.s.fail(error)
+    return m.cell(ix), m.cell(iy)
+
+
+def _ec_add(m: Machine, ins: Instruction) -> list[LC]:
+    a_x, a_y, b_x, b_y = ins.args
+    return list(jubjub.gadget_add(m.s, _point(m, a_x, a_y), _point(m, b_x, b_y)))
+
+
+def _ec_mul(m: Machine, ins: Instruction) -> list[LC]:
+    a_x, a_y, scalar = ins.args
+    return list(jubjub.gadget_mul(m.s, _point(m, a_x, a_y), m.cell(scalar)))
+
+
+def _ec_mul_generator(m: Machine, ins: Instruction) -> list[LC]:
+    return list(jubjub.gadget_mul_generator(m.s, m.cell(ins.args[0])))
+
+
+def _hash_to_curve(m: Machine, ins: Instruction) -> list[LC]:
+    return list(hash_to_curve.gadget_hash_to_curve(m.s, [m.cell(j) for j in ins.args[0]]))
+
+
 OPS: dict[str, OpFn] = {
     "add": _add,
     "mul": _mul,
@@ -316,6 +345,10 @@ OPS: dict[str, OpFn] = {
     "output": _output,
     "transient_hash": _transient_hash,
     "persistent_hash": _persistent_hash,
+    "ec_add": _ec_add,
+    "ec_mul": _ec_mul,
+    "ec_mul_generator": _ec_mul_generator,
+    "hash_to_curve": _hash_to_curve,
 }
 
 

@@ -7,7 +7,7 @@ import json
 import cbor2
 import pytest
 
-from teeprover.errors import CircuitError, CircuitTooLarge, MalformedEncoding, UnsupportedInstruction
+from teeprover.errors import CircuitError, CircuitTooLarge, MalformedEncoding
 from teeprover.r1cs import R
 from teeprover.zkir import TAG_ZKIR_V2, circuit_k, compile_circuit, load_circuit
 from teeprover.zkir.ir import format_immediate, parse_immediate
@@ -59,12 +59,20 @@ def test_digest_is_content_addressed():
     assert a.digest() != circuit(1, [{"op": "mul", "a": 0, "b": 0}]).digest()
 
 
-@pytest.mark.parametrize("op", ["persistent_hash", "ec_add", "ec_mul", "ec_mul_generator", "hash_to_curve"])
-def test_hash_and_jubjub_ops_are_refused_naming_op_and_index(op):
-    with pytest.raises(UnsupportedInstruction) as info:
-        load_circuit(json.dumps(_doc([{"op": "add", "a": 0, "b": 0}, {"op": op, "inputs": [0]}])).encode())
-    assert info.value.instruction == 1
-    assert op in info.value.message and "instruction 1" in info.value.message
+@pytest.mark.parametrize(("op", "operands"), [
+    ("ec_add", {"a_x": 0, "a_y": 1, "b_x": 0, "b_y": 1}),
+    ("ec_mul", {"a_x": 0, "a_y": 1, "scalar": 0}),
+    ("ec_mul_generator", {"scalar": 1}),
+    ("hash_to_curve", {"inputs": [0, 1]}),
+])
+def test_jubjub_ops_take_midnights_operands_and_append_a_point(op, operands):
+    c = load_circuit(json.dumps(_doc([{"op": op, **operands}, {"op": "add", "a": 2, "b": 3}], 2)).encode())
+    assert c.instructions[0].op == op
+    with pytest.raises(CircuitError, match=r"cell 4 is not defined yet \(memory has 4 cells\)"):
+        load_circuit(json.dumps(_doc([{"op": op, **operands}, {"op": "add", "a": 3, "b": 4}], 2)).encode())
+    first, *_ = operands
+    with pytest.raises(CircuitError, match=f"missing operand '{first}'"):
+        load_circuit(json.dumps(_doc([{"op": op, **{k: v for k, v in operands.items() if k != first}}], 2)).encode())
 
 
 def test_communications_commitment_is_public_input_one_and_constrained_not_left_free():
