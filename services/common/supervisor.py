@@ -271,14 +271,18 @@ class Supervisor:
 
 
 def _end(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM (if still running), SIGKILL after ``timeout`` s, and reap."""
+    """SIGTERM (if still running), then after ``timeout`` s SIGKILL to its whole process group (every child
+    runs in its own session, so the group is the child and what it started, e.g. the prover's workers)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
             return
         except subprocess.TimeoutExpired:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     proc.wait(5)
 
 
