@@ -50,9 +50,9 @@ def test_sigterm_finishes_four_rest_proofs_refuses_new_ones_with_503_and_exits_i
         code = stack.proc.wait(max(0.0, signalled + GRACE - time.monotonic()))  # raises when over the grace
 
     assert finished_before_refusal < 4, "the proofs were done before the refusal: nothing was tested"
-    for request, reply in zip(requests, replies, strict=True):
+    for sent, reply in zip(requests, replies, strict=True):
         assert reply.status_code == 200, reply.text
-        preimage = request.effective_preimage()
+        preimage = sent.effective_preimage()
         proof = encoding.decode_proof(reply.content)
         assert verify(vk, [preimage.binding_input, *preimage.public_transcript_inputs], proof)
     assert refused.headers["content-type"] == "application/json"
