@@ -29,6 +29,7 @@ from teeprover.groth16.prove import create_random_proof, key_memory
 from teeprover.groth16.types import Proof, ProvingKey, VerifyingKey
 from teeprover.groth16.verify import verify
 from teeprover.keystore import KeyStore
+from teeprover.zkir.preimage import is_midnight_preimage
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ class Prover:
 def _check_request(body: bytes) -> zkir.ProveRequest:
     if body[:1] in (b"\x83",):  # a CBOR array of three: the /prove body form
         return zkir.ProveRequest.from_cbor(body)
+    if is_midnight_preimage(body):  # Midnight's own form, as its wallets write it
+        return zkir.ProveRequest(zkir.ProofPreimage.from_midnight(body))
     return zkir.ProveRequest(zkir.ProofPreimage.from_cbor(body))
 
 

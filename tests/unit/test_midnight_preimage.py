@@ -11,11 +11,15 @@ Oracles (``@midnight-ntwrk/*`` in node, see tests/support/midnight.py):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from teeprover import cli
 from teeprover.errors import MalformedEncoding, PayloadTooLarge
+from teeprover.proving import _check_request
 from teeprover.r1cs import R
 from teeprover.zkir import load_preimage
 from teeprover.zkir.preimage import (
@@ -183,7 +187,8 @@ def test_limits_raise_payload_too_large() -> None:
     small = ProofPreimage(inputs=(1, 2, 3)).to_midnight()
     with pytest.raises(PayloadTooLarge):
         ProofPreimage.from_midnight(small, max_bytes=len(small) - 1)
-    long_key = MIDNIGHT_TAG + bytes.fromhex("00000000" + "00" + "00") + _compact(4 * MAX_KEY_LOCATION + 1) + b"a" * (4 * MAX_KEY_LOCATION + 1)
+    n = 4 * MAX_KEY_LOCATION + 1  # bytes: a UTF-8 key location of MAX_KEY_LOCATION characters fits below
+    long_key = MIDNIGHT_TAG + bytes.fromhex("00000000" + "00" + "00") + _compact(n) + b"a" * n
     with pytest.raises(PayloadTooLarge):
         ProofPreimage.from_midnight(long_key)
 
@@ -232,3 +237,32 @@ def test_mutated_bytes_are_accepted_by_us_exactly_when_midnight_accepts_them(
     assert (ours is None) == (theirs is None), (mutated.hex(), ours, theirs)
     if ours is not None and theirs is not None:
         assert _body(ours.to_midnight()) == theirs
+
+
+# ------------------------------------------------------------------ the CLI and the library take the file
+
+
+ZKIR_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zkir"
+
+
+@pytest.mark.parametrize("name", sorted(p.name.removesuffix(".zkir.json") for p in ZKIR_FIXTURES.glob("*.zkir.json")))
+def test_cli_check_takes_a_midnight_preimage_file(name: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    circuit = ZKIR_FIXTURES / f"{name}.zkir.json"
+    json_file = ZKIR_FIXTURES / f"{name}.preimage.json"
+    midnight_file = tmp_path / f"{name}.preimage.bin"
+    midnight_file.write_bytes(load_preimage(json_file.read_bytes()).to_midnight())
+    answers = []
+    for preimage in (json_file, midnight_file):
+        code = cli.main(["check", str(circuit), str(preimage)])
+        answers.append((code, capsys.readouterr().out))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 0
+
+
+def test_the_check_body_may_be_a_midnight_preimage() -> None:
+    pre = load_preimage((ZKIR_FIXTURES / "arithmetic.preimage.json").read_bytes())
+    assert _check_request(pre.to_midnight()).preimage == pre
+    assert _check_request(pre.to_cbor()).preimage == pre
+    with pytest.raises(MalformedEncoding):
+        _check_request(pre.to_midnight()[:-1])
