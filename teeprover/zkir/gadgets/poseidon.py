@@ -111,13 +111,10 @@ def _sbox(s: Synth, x: LC) -> LC:
 
 
 def _mix(state: list[LC]) -> list[LC]:
-    out = []
-    for row in MDS:
-        acc: LC = {}
-        for m, x in zip(row, state, strict=True):
-            acc = lc.add(acc, lc.scale(x, m))
-        out.append(acc)
-    return out
+    """The MDS product of three linear combinations (one pass per row over their common variables)."""
+    a, b, c = state
+    columns = [(v, a.get(v, 0), b.get(v, 0), c.get(v, 0)) for v in a.keys() | b.keys() | c.keys()]
+    return [{v: k for v, x, y, z in columns if (k := (m0 * x + m1 * y + m2 * z) % R)} for m0, m1, m2 in MDS]
 
 
 def _materialize(s: Synth, x: LC) -> LC:
