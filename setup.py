@@ -5,4 +5,4 @@ Everything else about the package is in pyproject.toml; setuptools reads both.
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("teeprover._native", ["teeprover/_native.c"], extra_compile_args=["-O2"])])
+setup(ext_modules=[Extension("teeprover._native", ["teeprover/_native.c"], extra_compile_args=["-O3"])])

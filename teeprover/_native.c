@@ -6,11 +6,30 @@
  *   ~1.4 us a coordinate (~1.1 s for a 2^16 key) against ~0.1 us here.  Releases the GIL, checks
  *   every coordinate < p; errors are ValueError.
  *
- * REDC (Montgomery reduction with multiplier 1) on six 64-bit limbs, constant p of BLS12-381.
+ * to_montgomery: the inverse (x -> x * 2^384 mod p), for writing .ptau/.zkey points.
+ *
+ * comb_table / comb_mul: [k * B for k in scalars] for one fixed base B of G1 or G2 with a comb
+ *   table of w-bit digits (table[j][d] = d * 2^(w j) * B, affine, Montgomery form; w = 8: 32 mixed
+ *   additions a point, 0.8 / 1.5 MB of table; w = 16: 16 additions, 100 / 200 MB), then one batch
+ *   inversion for the affine results.  Neither curve library has a batch or fixed-base
+ *   multiplication (only one point times one scalar, GIL held, ~100 us), and this is what the
+ *   development .ptau and setup are made of: millions of multiples of the generators.  Output
+ *   is affine x || y, little endian, Montgomery form (.ptau / .zkey layout) or standard form
+ *   (the curve library's xy constructors), identity as zeros.  Releases the GIL.
+ *
+ * blake2b_blocks: BLAKE2b-512 compression over whole 128-byte blocks from an exported state.  The
+ *   .ptau contribution record stores a BLAKE2b mid-state (snarkjs's "partialHash"), which hashlib
+ *   cannot export, and the Python compression runs at ~0.7 MB/s (hundreds of MB at power 20).
+ *
+ * Field arithmetic: Montgomery multiplication (CIOS) on six 64-bit limbs, constant p of BLS12-381;
+ * Fp2 = Fp[u]/(u^2 + 1).  Curve y^2 = x^3 + 4 (G1), y^2 = x^3 + 4(1 + u) (G2): Jacobian
+ * coordinates, madd-2007-bl and dbl-2009-l (a = 0).  Correctness is checked against the curve
+ * library in tests/unit/test_curve.py (random scalars, both groups, identity and edge cases).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef unsigned __int128 u128;
 static const uint64_t P[6] = {
@@ -74,6 +93,515 @@ static Py_ssize_t convert(const unsigned char *src, unsigned char *dst, Py_ssize
     return -1;
 }
 
+/* ---------------------------------------------------------------- Fp in Montgomery form */
+
+typedef struct { uint64_t l[6]; } fp;
+
+static fp FP_ONE; /* 2^384 mod p: one in Montgomery form */
+static fp FP_R2;  /* 2^768 mod p: to_montgomery(x) = mont_mul(x, R2) */
+
+static void fp_sub_p(uint64_t t[6]) {
+    uint64_t borrow = 0;
+    for (int j = 0; j < 6; j++) {
+        u128 d = (u128)t[j] - P[j] - borrow;
+        t[j] = (uint64_t)d;
+        borrow = (uint64_t)(d >> 64) & 1;
+    }
+}
+
+static inline void fp_add(fp *r, const fp *a, const fp *b) {
+    uint64_t carry = 0;
+    for (int j = 0; j < 6; j++) {
+        u128 c = (u128)a->l[j] + b->l[j] + carry;
+        r->l[j] = (uint64_t)c;
+        carry = (uint64_t)(c >> 64);
+    }
+    if (carry || geq_p(r->l)) fp_sub_p(r->l);
+}
+
+static inline void fp_sub(fp *r, const fp *a, const fp *b) {
+    uint64_t borrow = 0;
+    for (int j = 0; j < 6; j++) {
+        u128 d = (u128)a->l[j] - b->l[j] - borrow;
+        r->l[j] = (uint64_t)d;
+        borrow = (uint64_t)(d >> 64) & 1;
+    }
+    if (borrow) {
+        uint64_t carry = 0;
+        for (int j = 0; j < 6; j++) {
+            u128 c = (u128)r->l[j] + P[j] + carry;
+            r->l[j] = (uint64_t)c;
+            carry = (uint64_t)(c >> 64);
+        }
+    }
+}
+
+/* Montgomery product, CIOS with the "no-carry" shortcut (valid because p's top limb is below
+ * 2^63 - 1: the running sum never needs a seventh word), fully unrolled by the compiler. */
+static inline void fp_mul(fp *r, const fp *a, const fp *b) {
+    uint64_t t[7];
+    const uint64_t *x = a->l;
+    for (int i = 0; i < 6; i++) {
+        uint64_t bi = b->l[i];
+        u128 c;
+        uint64_t carry = 0;
+        if (i == 0) {
+            for (int j = 0; j < 6; j++) {
+                c = (u128)x[j] * bi + carry;
+                t[j] = (uint64_t)c;
+                carry = (uint64_t)(c >> 64);
+            }
+        } else {
+            for (int j = 0; j < 6; j++) {
+                c = (u128)x[j] * bi + t[j] + carry;
+                t[j] = (uint64_t)c;
+                carry = (uint64_t)(c >> 64);
+            }
+        }
+        t[6] = carry;
+        uint64_t m = t[0] * PINV;
+        c = (u128)m * P[0] + t[0];
+        carry = (uint64_t)(c >> 64);
+        for (int j = 1; j < 6; j++) {
+            c = (u128)m * P[j] + t[j] + carry;
+            t[j - 1] = (uint64_t)c;
+            carry = (uint64_t)(c >> 64);
+        }
+        t[5] = t[6] + carry;
+    }
+    if (geq_p(t)) fp_sub_p(t);
+    memcpy(r->l, t, 48);
+}
+
+static inline int fp_is_zero(const fp *a) {
+    return (a->l[0] | a->l[1] | a->l[2] | a->l[3] | a->l[4] | a->l[5]) == 0;
+}
+
+/* a^(p-2): the inverse of a non-zero element (Fermat), square-and-multiply over the bits of p - 2. */
+static void fp_inv(fp *r, const fp *a) {
+    uint64_t e[6];
+    memcpy(e, P, 48);
+    e[0] -= 2; /* p is odd and its low limb > 2: no borrow */
+    fp acc = FP_ONE;
+    for (int i = 5; i >= 0; i--) {
+        for (int b = 63; b >= 0; b--) {
+            fp_mul(&acc, &acc, &acc);
+            if ((e[i] >> b) & 1) fp_mul(&acc, &acc, a);
+        }
+    }
+    *r = acc;
+}
+
+static void fp_from_mont(fp *r, const fp *a) { /* Montgomery -> standard: multiply by raw 1 */
+    fp one = {{1, 0, 0, 0, 0, 0}};
+    fp_mul(r, a, &one);
+}
+
+/* ---------------------------------------------------------------- Fp2 = Fp[u]/(u^2+1) */
+
+typedef struct { fp c0, c1; } fp2;
+
+static inline void fp2_add(fp2 *r, const fp2 *a, const fp2 *b) { fp_add(&r->c0, &a->c0, &b->c0); fp_add(&r->c1, &a->c1, &b->c1); }
+static inline void fp2_sub(fp2 *r, const fp2 *a, const fp2 *b) { fp_sub(&r->c0, &a->c0, &b->c0); fp_sub(&r->c1, &a->c1, &b->c1); }
+
+static inline void fp2_mul(fp2 *r, const fp2 *a, const fp2 *b) { /* Karatsuba: 3 multiplications */
+    fp t0, t1, s0, s1, t2;
+    fp_mul(&t0, &a->c0, &b->c0);
+    fp_mul(&t1, &a->c1, &b->c1);
+    fp_add(&s0, &a->c0, &a->c1);
+    fp_add(&s1, &b->c0, &b->c1);
+    fp_mul(&t2, &s0, &s1);
+    fp_sub(&r->c0, &t0, &t1);
+    fp_sub(&t2, &t2, &t0);
+    fp_sub(&r->c1, &t2, &t1);
+}
+
+static inline int fp2_is_zero(const fp2 *a) { return fp_is_zero(&a->c0) && fp_is_zero(&a->c1); }
+
+static void fp2_inv(fp2 *r, const fp2 *a) { /* (a0 - a1 u) / (a0^2 + a1^2) */
+    fp n0, n1, inv;
+    fp_mul(&n0, &a->c0, &a->c0);
+    fp_mul(&n1, &a->c1, &a->c1);
+    fp_add(&n0, &n0, &n1);
+    fp_inv(&inv, &n0);
+    fp zero = {{0}};
+    fp_mul(&r->c0, &a->c0, &inv);
+    fp_sub(&n1, &zero, &a->c1);
+    fp_mul(&r->c1, &n1, &inv);
+}
+
+/* ---------------------------------------------------------------- Jacobian points, generic over the field
+ * F: field type, PFX: its function prefix.  Z = 0 is the identity. */
+
+#define DEFINE_CURVE(F, PFX, NAME)                                                                    \
+typedef struct { F x, y, z; } NAME##_jac;                                                             \
+typedef struct { F x, y; int inf; } NAME##_aff;                                                       \
+                                                                                                      \
+static void NAME##_dbl(NAME##_jac *r, const NAME##_jac *p) { /* dbl-2009-l */                        \
+    if (PFX##_is_zero(&p->z)) { *r = *p; return; }                                                    \
+    F a, b, c, d, e, f, t;                                                                             \
+    PFX##_mul(&a, &p->x, &p->x);                                                                       \
+    PFX##_mul(&b, &p->y, &p->y);                                                                       \
+    PFX##_mul(&c, &b, &b);                                                                             \
+    PFX##_add(&t, &p->x, &b);                                                                          \
+    PFX##_mul(&t, &t, &t);                                                                             \
+    PFX##_sub(&t, &t, &a);                                                                             \
+    PFX##_sub(&t, &t, &c);                                                                             \
+    PFX##_add(&d, &t, &t);                                                                             \
+    PFX##_add(&e, &a, &a);                                                                             \
+    PFX##_add(&e, &e, &a);                                                                             \
+    PFX##_mul(&f, &e, &e);                                                                             \
+    F z3;                                                                                              \
+    PFX##_mul(&z3, &p->y, &p->z);                                                                      \
+    PFX##_add(&r->z, &z3, &z3);                                                                        \
+    PFX##_sub(&r->x, &f, &d);                                                                          \
+    PFX##_sub(&r->x, &r->x, &d);                                                                       \
+    PFX##_sub(&t, &d, &r->x);                                                                          \
+    PFX##_mul(&t, &e, &t);                                                                             \
+    PFX##_add(&c, &c, &c);                                                                             \
+    PFX##_add(&c, &c, &c);                                                                             \
+    PFX##_add(&c, &c, &c);                                                                             \
+    PFX##_sub(&r->y, &t, &c);                                                                          \
+}                                                                                                     \
+                                                                                                      \
+/* r = p + q with q affine (madd-2007-bl); r may alias p. */                                          \
+static void NAME##_madd(NAME##_jac *r, const NAME##_jac *p, const NAME##_aff *q, const F *one) {     \
+    if (q->inf) { *r = *p; return; }                                                                  \
+    if (PFX##_is_zero(&p->z)) { r->x = q->x; r->y = q->y; r->z = *one; return; }                     \
+    F z1z1, u2, s2, h, hh, i, j, rr, v, t;                                                             \
+    PFX##_mul(&z1z1, &p->z, &p->z);                                                                    \
+    PFX##_mul(&u2, &q->x, &z1z1);                                                                      \
+    PFX##_mul(&s2, &q->y, &p->z);                                                                      \
+    PFX##_mul(&s2, &s2, &z1z1);                                                                        \
+    PFX##_sub(&h, &u2, &p->x);                                                                         \
+    PFX##_sub(&rr, &s2, &p->y);                                                                        \
+    if (PFX##_is_zero(&h)) {                                                                          \
+        if (PFX##_is_zero(&rr)) { NAME##_dbl(r, p); return; }                                         \
+        memset(r, 0, sizeof *r); return;                                                              \
+    }                                                                                                 \
+    PFX##_add(&rr, &rr, &rr);                                                                          \
+    PFX##_mul(&hh, &h, &h);                                                                            \
+    PFX##_add(&i, &hh, &hh);                                                                           \
+    PFX##_add(&i, &i, &i);                                                                             \
+    PFX##_mul(&j, &h, &i);                                                                             \
+    PFX##_mul(&v, &p->x, &i);                                                                          \
+    F x3, y3, z3;                                                                                      \
+    PFX##_mul(&x3, &rr, &rr);                                                                          \
+    PFX##_sub(&x3, &x3, &j);                                                                           \
+    PFX##_sub(&x3, &x3, &v);                                                                           \
+    PFX##_sub(&x3, &x3, &v);                                                                           \
+    PFX##_sub(&t, &v, &x3);                                                                            \
+    PFX##_mul(&y3, &rr, &t);                                                                           \
+    PFX##_mul(&t, &p->y, &j);                                                                          \
+    PFX##_add(&t, &t, &t);                                                                             \
+    PFX##_sub(&y3, &y3, &t);                                                                           \
+    PFX##_add(&z3, &p->z, &h);                                                                         \
+    PFX##_mul(&z3, &z3, &z3);                                                                          \
+    PFX##_sub(&z3, &z3, &z1z1);                                                                        \
+    PFX##_sub(&z3, &z3, &hh);                                                                          \
+    r->x = x3; r->y = y3; r->z = z3;                                                                   \
+}
+
+DEFINE_CURVE(fp, fp, g1)
+DEFINE_CURVE(fp2, fp2, g2)
+
+static void fp_load_mont(fp *r, const unsigned char *src) { load(r->l, src); }
+static void fp_store(unsigned char *dst, const fp *a) { store(dst, a->l); }
+
+/* Normalise a batch of Jacobian points to affine (one inversion: Montgomery's trick) and write them
+ * as x || y, Montgomery (mont = 1) or standard form; identity as zeros.  scratch: count elements. */
+#define DEFINE_NORMALISE(F, PFX, NAME, NCOORD)                                                        \
+static void NAME##_write_affine(NAME##_jac *pts, Py_ssize_t count, F *scratch, unsigned char *out,   \
+                                int mont, const F *one) {                                             \
+    F acc = *one;                                                                                     \
+    for (Py_ssize_t i = 0; i < count; i++) {                                                          \
+        scratch[i] = acc;                                                                             \
+        if (!PFX##_is_zero(&pts[i].z)) PFX##_mul(&acc, &acc, &pts[i].z);                              \
+    }                                                                                                 \
+    F inv;                                                                                            \
+    PFX##_inv(&inv, &acc);                                                                            \
+    for (Py_ssize_t i = count - 1; i >= 0; i--) {                                                     \
+        unsigned char *dst = out + (Py_ssize_t)i * 96 * NCOORD;                                       \
+        if (PFX##_is_zero(&pts[i].z)) { memset(dst, 0, 96 * NCOORD); continue; }                      \
+        F zinv, z2, x, y;                                                                             \
+        PFX##_mul(&zinv, &inv, &scratch[i]);                                                          \
+        PFX##_mul(&inv, &inv, &pts[i].z);                                                             \
+        PFX##_mul(&z2, &zinv, &zinv);                                                                 \
+        PFX##_mul(&x, &pts[i].x, &z2);                                                                \
+        PFX##_mul(&z2, &z2, &zinv);                                                                   \
+        PFX##_mul(&y, &pts[i].y, &z2);                                                                \
+        const fp *cs[4];                                                                              \
+        NAME##_coords(&x, &y, cs);                                                                    \
+        for (int c = 0; c < 2 * NCOORD; c++) {                                                        \
+            fp v = *cs[c];                                                                            \
+            if (!mont) fp_from_mont(&v, cs[c]);                                                       \
+            fp_store(dst + 48 * c, &v);                                                               \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+static void g1_coords(const fp *x, const fp *y, const fp *cs[4]) { cs[0] = x; cs[1] = y; }
+static void g2_coords(const fp2 *x, const fp2 *y, const fp *cs[4]) {
+    cs[0] = &x->c0; cs[1] = &x->c1; cs[2] = &y->c0; cs[3] = &y->c1;
+}
+DEFINE_NORMALISE(fp, fp, g1, 1)
+DEFINE_NORMALISE(fp2, fp2, g2, 2)
+
+static void g1_load_aff(g1_aff *a, const unsigned char *src) {
+    static const unsigned char zero[96];
+    a->inf = memcmp(src, zero, 96) == 0;
+    fp_load_mont(&a->x, src);
+    fp_load_mont(&a->y, src + 48);
+}
+
+static void g2_load_aff(g2_aff *a, const unsigned char *src) {
+    static const unsigned char zero[192];
+    a->inf = memcmp(src, zero, 192) == 0;
+    fp_load_mont(&a->x.c0, src);
+    fp_load_mont(&a->x.c1, src + 48);
+    fp_load_mont(&a->y.c0, src + 96);
+    fp_load_mont(&a->y.c1, src + 144);
+}
+
+#define COMB_BATCH 1024
+
+/* Fixed-base comb with w-bit digits (w = 8 or 16): table[j * 2^w + d] = d * 2^(w j) * B, affine,
+ * Montgomery form, read in place (entry d = 0 is never read).  k * B = sum_j table[j][digit_j(k)]. */
+#define DEFINE_COMB(F, NAME, SIZE)                                                                    \
+static int NAME##_comb(const unsigned char *table, int window, const unsigned char *scalars,        \
+                       Py_ssize_t count, unsigned char *out, int mont, const F *one) {                \
+    NAME##_jac *pts = PyMem_RawMalloc(sizeof(NAME##_jac) * COMB_BATCH);                               \
+    F *scratch = PyMem_RawMalloc(sizeof(F) * COMB_BATCH);                                             \
+    if (!pts || !scratch) { PyMem_RawFree(pts); PyMem_RawFree(scratch); return -1; }                  \
+    const int rows = 256 / window;                                                                    \
+    const Py_ssize_t width = (Py_ssize_t)1 << window;                                                 \
+    for (Py_ssize_t start = 0; start < count; start += COMB_BATCH) {                                  \
+        Py_ssize_t n = count - start < COMB_BATCH ? count - start : COMB_BATCH;                       \
+        for (Py_ssize_t i = 0; i < n; i++) {                                                          \
+            const unsigned char *k = scalars + 32 * (start + i);                                      \
+            memset(&pts[i], 0, sizeof pts[i]);                                                        \
+            for (int j = 0; j < rows; j++) {                                                          \
+                unsigned d = window == 8 ? k[j] : ((unsigned)k[2 * j] | ((unsigned)k[2 * j + 1] << 8)); \
+                if (d) {                                                                              \
+                    NAME##_aff a;                                                                     \
+                    NAME##_load_aff(&a, table + ((Py_ssize_t)j * width + d) * SIZE);                  \
+                    NAME##_madd(&pts[i], &pts[i], &a, one);                                           \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+        NAME##_write_affine(pts, n, scratch, out + start * SIZE, mont, one);                          \
+    }                                                                                                 \
+    PyMem_RawFree(pts); PyMem_RawFree(scratch);                                                       \
+    return 0;                                                                                         \
+}                                                                                                     \
+                                                                                                      \
+static int NAME##_table(const unsigned char *base, int window, unsigned char *out, const F *one) {   \
+    const int rows = 256 / window;                                                                    \
+    const Py_ssize_t width = (Py_ssize_t)1 << window;                                                 \
+    NAME##_jac *pts = PyMem_RawMalloc(sizeof(NAME##_jac) * width);                                    \
+    F *scratch = PyMem_RawMalloc(sizeof(F) * width);                                                  \
+    if (!pts || !scratch) { PyMem_RawFree(pts); PyMem_RawFree(scratch); return -1; }                  \
+    NAME##_aff b;                                                                                     \
+    unsigned char next[SIZE];                                                                         \
+    NAME##_load_aff(&b, base);                                                                        \
+    for (int j = 0; j < rows; j++) {                                                                  \
+        memset(&pts[0], 0, sizeof pts[0]);                                                            \
+        for (Py_ssize_t d = 1; d < width; d++) NAME##_madd(&pts[d], &pts[d - 1], &b, one);            \
+        NAME##_jac nb;                                                                                \
+        NAME##_madd(&nb, &pts[width - 1], &b, one);                                                   \
+        NAME##_write_affine(pts, width, scratch, out + (Py_ssize_t)j * width * SIZE, 1, one);         \
+        NAME##_write_affine(&nb, 1, scratch, next, 1, one);                                           \
+        NAME##_load_aff(&b, next);                                                                    \
+    }                                                                                                 \
+    PyMem_RawFree(pts); PyMem_RawFree(scratch);                                                       \
+    return 0;                                                                                         \
+}
+
+DEFINE_COMB(fp, g1, 96)
+DEFINE_COMB(fp2, g2, 192)
+
+static fp2 FP2_ONE;
+
+static Py_ssize_t table_bytes(int group, int window) {
+    return (Py_ssize_t)(256 / window) * ((Py_ssize_t)1 << window) * (group == 1 ? 96 : 192);
+}
+
+/* comb_table(group, base, window) -> bytes: the table of base (affine x || y, Montgomery form). */
+static PyObject *comb_table(PyObject *self, PyObject *args) {
+    int group, window;
+    Py_buffer base;
+    if (!PyArg_ParseTuple(args, "iy*i", &group, &base, &window)) return NULL;
+    PyObject *out = NULL;
+    if ((group != 1 && group != 2) || (window != 8 && window != 16) || base.len != (group == 1 ? 96 : 192)) {
+        PyErr_SetString(PyExc_ValueError, "comb_table: group 1 or 2, window 8 or 16, one affine point");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, table_bytes(group, window));
+    if (out == NULL) goto done;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (group == 1)
+        rc = g1_table(base.buf, window, (unsigned char *)PyBytes_AS_STRING(out), &FP_ONE);
+    else
+        rc = g2_table(base.buf, window, (unsigned char *)PyBytes_AS_STRING(out), &FP2_ONE);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) { Py_CLEAR(out); PyErr_NoMemory(); }
+done:
+    PyBuffer_Release(&base);
+    return out;
+}
+
+/* comb_mul(group, table, window, scalars, montgomery) -> bytes */
+static PyObject *comb_mul(PyObject *self, PyObject *args) {
+    int group, window, mont;
+    Py_buffer table, scalars;
+    if (!PyArg_ParseTuple(args, "iy*iy*p", &group, &table, &window, &scalars, &mont)) return NULL;
+    Py_ssize_t size = group == 1 ? 96 : 192;
+    PyObject *out = NULL;
+    if ((group != 1 && group != 2) || (window != 8 && window != 16) || table.len != table_bytes(group, window)
+        || scalars.len % 32) {
+        PyErr_SetString(PyExc_ValueError, "comb_mul: group 1 or 2, window 8 or 16, a whole table, 32-byte scalars");
+        goto done;
+    }
+    Py_ssize_t count = scalars.len / 32;
+    out = PyBytes_FromStringAndSize(NULL, count * size);
+    if (out == NULL) goto done;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    if (group == 1)
+        rc = g1_comb(table.buf, window, scalars.buf, count, (unsigned char *)PyBytes_AS_STRING(out), mont, &FP_ONE);
+    else
+        rc = g2_comb(table.buf, window, scalars.buf, count, (unsigned char *)PyBytes_AS_STRING(out), mont, &FP2_ONE);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) { Py_CLEAR(out); PyErr_NoMemory(); }
+done:
+    PyBuffer_Release(&table);
+    PyBuffer_Release(&scalars);
+    return out;
+}
+
+static Py_ssize_t convert_to(const unsigned char *src, unsigned char *dst, Py_ssize_t count) {
+    fp t;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        load(t.l, src + 48 * i);
+        if (geq_p(t.l)) return i;
+        fp_mul(&t, &t, &FP_R2);
+        store(dst + 48 * i, t.l);
+    }
+    return -1;
+}
+
+static PyObject *to_montgomery(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 48) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "length is not a multiple of 48 bytes");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, view.len);
+    if (out == NULL) { PyBuffer_Release(&view); return NULL; }
+    Py_ssize_t bad;
+    Py_BEGIN_ALLOW_THREADS
+    bad = convert_to((const unsigned char *)view.buf, (unsigned char *)PyBytes_AS_STRING(out), view.len / 48);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (bad >= 0) {
+        Py_DECREF(out);
+        PyErr_Format(PyExc_ValueError, "coordinate %zd is not reduced modulo p", bad);
+        return NULL;
+    }
+    return out;
+}
+
+/* ---------------------------------------------------------------- BLAKE2b compression (RFC 7693) */
+
+static const uint64_t B2_IV[8] = {
+    0x6A09E667F3BCC908ULL, 0xBB67AE8584CAA73BULL, 0x3C6EF372FE94F82BULL, 0xA54FF53A5F1D36F1ULL,
+    0x510E527FADE682D1ULL, 0x9B05688C2B3E6C1FULL, 0x1F83D9ABFB41BD6BULL, 0x5BE0CD19137E2179ULL};
+static const uint8_t B2_SIGMA[10][16] = {
+    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
+    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4}, {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
+    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13}, {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
+    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11}, {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
+    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5}, {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0}};
+
+#define ROTR64(x, n) (((x) >> (n)) | ((x) << (64 - (n))))
+#define B2_G(a, b, c, d, x, y)                     \
+    do {                                           \
+        v[a] = v[a] + v[b] + (x); v[d] = ROTR64(v[d] ^ v[a], 32); \
+        v[c] = v[c] + v[d]; v[b] = ROTR64(v[b] ^ v[c], 24);       \
+        v[a] = v[a] + v[b] + (y); v[d] = ROTR64(v[d] ^ v[a], 16); \
+        v[c] = v[c] + v[d]; v[b] = ROTR64(v[b] ^ v[c], 63);       \
+    } while (0)
+
+static void b2_compress(uint64_t h[8], const unsigned char *block, uint64_t t) {
+    uint64_t m[16], v[16];
+    for (int i = 0; i < 16; i++) {
+        uint64_t x = 0;
+        for (int b = 7; b >= 0; b--) x = (x << 8) | block[8 * i + b];
+        m[i] = x;
+    }
+    for (int i = 0; i < 8; i++) { v[i] = h[i]; v[i + 8] = B2_IV[i]; }
+    v[12] ^= t; /* t < 2^64 here: the high word stays zero; never the final block */
+    for (int r = 0; r < 12; r++) {
+        const uint8_t *s = B2_SIGMA[r % 10];
+        B2_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
+        B2_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
+        B2_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
+        B2_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
+        B2_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
+        B2_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
+        B2_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
+        B2_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
+    }
+    for (int i = 0; i < 8; i++) h[i] ^= v[i] ^ v[i + 8];
+}
+
+/* blake2b_blocks(state64, data, done) -> state64: compress len(data)/128 blocks, block i with counter
+ * done + 128 * (i + 1) (none is the final block). */
+static PyObject *blake2b_blocks(PyObject *self, PyObject *args) {
+    Py_buffer state, data;
+    unsigned long long done;
+    if (!PyArg_ParseTuple(args, "y*y*K", &state, &data, &done)) return NULL;
+    PyObject *out = NULL;
+    if (state.len != 64 || data.len % 128) {
+        PyErr_SetString(PyExc_ValueError, "blake2b_blocks: state is 64 bytes, data whole 128-byte blocks");
+        goto end;
+    }
+    uint64_t h[8];
+    const unsigned char *st = state.buf;
+    for (int i = 0; i < 8; i++) {
+        uint64_t x = 0;
+        for (int b = 7; b >= 0; b--) x = (x << 8) | st[8 * i + b];
+        h[i] = x;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *d = data.buf;
+    for (Py_ssize_t i = 0; i < data.len / 128; i++) b2_compress(h, d + 128 * i, (uint64_t)done + 128 * (uint64_t)(i + 1));
+    Py_END_ALLOW_THREADS
+    out = PyBytes_FromStringAndSize(NULL, 64);
+    if (out != NULL) {
+        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+        for (int i = 0; i < 8; i++) for (int b = 0; b < 8; b++) o[8 * i + b] = (unsigned char)(h[i] >> (8 * b));
+    }
+end:
+    PyBuffer_Release(&state);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+static void init_constants(void) {
+    fp x = {{1, 0, 0, 0, 0, 0}};
+    for (int i = 0; i < 768; i++) {
+        fp_add(&x, &x, &x);
+        if (i == 383) FP_ONE = x;
+    }
+    FP_R2 = x;
+    FP2_ONE.c0 = FP_ONE;
+    memset(&FP2_ONE.c1, 0, sizeof FP2_ONE.c1);
+}
+
 static PyObject *from_montgomery(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
@@ -100,8 +628,19 @@ static PyObject *from_montgomery(PyObject *self, PyObject *arg) {
 static PyMethodDef methods[] = {
     {"from_montgomery", from_montgomery, METH_O,
      "from_montgomery(data) -> bytes: 48-byte LE coordinates x*2^384 mod p -> x (each must be < p)."},
+    {"to_montgomery", to_montgomery, METH_O,
+     "to_montgomery(data) -> bytes: 48-byte LE coordinates x -> x*2^384 mod p (each must be < p)."},
+    {"blake2b_blocks", blake2b_blocks, METH_VARARGS,
+     "blake2b_blocks(state, data, done) -> state: BLAKE2b-512 compression of whole blocks (see the C source)."},
+    {"comb_table", comb_table, METH_VARARGS,
+     "comb_table(group, base, window) -> bytes: the fixed-base comb table of one affine point (see the C source)."},
+    {"comb_mul", comb_mul, METH_VARARGS,
+     "comb_mul(group, table, window, scalars, montgomery) -> bytes: affine multiples of a fixed base."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void) {
+    init_constants();
+    return PyModule_Create(&module);
+}

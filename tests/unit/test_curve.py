@@ -222,3 +222,54 @@ def test_native_montgomery_conversion_on_arbitrary_bytes(values: list[int], tail
     out = curve.fq_from_montgomery(data)
     rinv = pow(2, -384, P)
     assert out == b"".join((c * rinv % P).to_bytes(48, "little") for c in coords)
+
+
+_EDGE_SCALARS = [0, 1, 2, 255, 256, 257, 1 << 248, (1 << 256) - 1 - curve.R, curve.R - 1, curve.R, curve.R + 3]
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_native_fixed_base_comb_equals_library_multiplication(group: int) -> None:
+    """The native comb (teeprover/_native.c) against the curve library's own scalar multiplication:
+    random scalars, scalars whose bytes hit the table's edges, a base other than the generator, and
+    the Montgomery output is the standard output converted."""
+    rnd = random.Random(group)
+    gen = curve.g1_generator() if group == 1 else curve.g2_generator()
+    mul = curve.g1_mul if group == 1 else curve.g2_mul
+    many_xy = curve.g1_mul_many_xy if group == 1 else curve.g2_mul_many_xy
+    to_xy = curve.g1s_to_xy if group == 1 else curve.g2s_to_xy
+    ks = [rnd.randrange(curve.R) for _ in range(150)] + _EDGE_SCALARS
+    for base in (gen, mul(gen, rnd.randrange(2, curve.R))):
+        got = many_xy(base, ks)
+        assert got == to_xy([mul(base, k) for k in ks])
+        assert many_xy(base, ks, montgomery=True) == curve.to_montgomery(got)
+    assert many_xy(gen, []) == b""
+
+
+def test_native_comb_uses_every_core_on_large_batches() -> None:
+    ks = list(range(1, 3 * (1 << 14) + 5))  # several native calls, joined in order
+    got = curve.g1_mul_many_xy(curve.g1_generator(), ks)
+    for i in (0, 1 << 14, (1 << 14) + 1, len(ks) - 1):
+        assert got[96 * i:96 * (i + 1)] == curve.g1s_to_xy([curve.g1_mul(curve.g1_generator(), ks[i])])
+
+
+def test_to_montgomery_inverts_from_montgomery_and_rejects_unreduced() -> None:
+    data = b"".join(RNG.randrange(curve.P).to_bytes(48, "little") for _ in range(20))
+    assert curve.fq_from_montgomery(curve.to_montgomery(data)) == data
+    assert curve.to_montgomery(bytes(48)) == bytes(48)
+    with pytest.raises(MalformedEncoding):
+        curve.to_montgomery(curve.P.to_bytes(48, "little"))
+    with pytest.raises(MalformedEncoding):
+        curve.to_montgomery(bytes(47))
+
+
+def test_sixteen_bit_comb_equals_library_multiplication() -> None:
+    """The wide table (the .ptau's, from power 16 on) reads two bytes a digit: check digits that
+    straddle bytes and the top digit, in G1 (the G2 code is the same macro, checked above at 8 bits)."""
+    rnd = random.Random(16)
+    gen = curve.g1_generator()
+    ks = [rnd.randrange(curve.R) for _ in range(40)] + [65535, 65536, 65537, 1 << 240, curve.R - 1] + _EDGE_SCALARS
+    wide = curve.FixedBase(gen, window=16)
+    assert wide.mul_xy(ks) == curve.g1s_to_xy([curve.g1_mul(gen, k) for k in ks])
+    assert wide.mul_xy(ks, montgomery=True) == curve.FixedBase(gen).mul_xy(ks, montgomery=True)
+    with pytest.raises(ValueError):
+        curve.FixedBase(gen, window=12)
