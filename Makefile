@@ -10,7 +10,7 @@ GEN := teeprover/v1
 DESCRIPTOR := build/teeprover.pb
 PROTOS := $(wildcard protos/teeprover/v1/*.proto)
 
-.PHONY: run test test-slow bench bench-large lint protos setup clean fuzz audit k8s-config
+.PHONY: run test test-slow bench bench-large lint protos setup clean fuzz audit k8s-config deploy-tools deploy-check
 
 setup: $(STAMP) $(DESCRIPTOR)
 
@@ -31,7 +31,7 @@ $(DESCRIPTOR): $(PROTOS) $(STAMP)
 run: setup
 	TEEPROVER_PLATFORM=$${TEEPROVER_PLATFORM:-simulated} $(VENV)/bin/teeprover serve all
 
-test: setup
+test: setup deploy-tools
 	$(PY) -m pytest -q -m "not slow"
 
 test-slow: setup
@@ -64,3 +64,18 @@ k8s-config: setup
 
 clean:
 	rm -rf build $(GEN) .pytest_cache .mypy_cache .ruff_cache
+
+# checkov (tests/deploy checks the manifests and Dockerfiles with it) lives in its own venv: its
+# dependency pins clash with ours (deploy/tools/checkov-requirements.txt says which).
+TOOLS_VENV := .venv-tools
+CHECKOV := $(TOOLS_VENV)/bin/checkov
+deploy-tools: $(CHECKOV)
+
+$(CHECKOV): deploy/tools/checkov-requirements.txt
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	$(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check -r deploy/tools/checkov-requirements.txt
+	@touch $(CHECKOV)
+
+# Just the deploy checks: kustomize build + schema validation + checkov of every overlay, Envoy validation.
+deploy-check: setup deploy-tools
+	$(PY) -m pytest -q tests/deploy tests/unit/test_deploy.py
