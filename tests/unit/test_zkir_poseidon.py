@@ -26,7 +26,7 @@ from teeprover.zkir import ProofPreimage, check, compile_circuit, generate_witne
 from teeprover.zkir.gadgets import lc, poseidon
 from teeprover.zkir.gadgets.lc import Synth
 from teeprover.zkir.ir import format_immediate
-from tests.support.midnight import Big, MidnightOracle
+from tests.support.midnight import Big, MidnightError, MidnightOracle
 from tests.unit._zkir_helpers import circuit, first_private
 
 REPO = Path(__file__).resolve().parents[2]
@@ -225,27 +225,24 @@ def test_witness_mutation_every_gadget_variable_and_the_output_is_caught():
 
 # ---------------------------------------------------------------- communications commitment
 
-# Two inputs, two outputs (x + y, then x * y) and the transient_hash of x * y declared public (k = 10).
+# Two inputs, two outputs (x + y, then x * y), x * y declared public: the commitment hashes 5 values.
 _COMM_BODY = [
     {"op": "add", "a": 0, "b": 1}, {"op": "mul", "a": 0, "b": 1},
     {"op": "output", "var": 2}, {"op": "output", "var": 3},
-    {"op": "transient_hash", "inputs": [3]},
-    {"op": "declare_pub_input", "var": 4}, {"op": "pi_skip", "guard": None, "count": 1},
+    {"op": "declare_pub_input", "var": 3}, {"op": "pi_skip", "guard": None, "count": 1},
 ]
 
 
-def _comm_preimage(midnight: MidnightOracle, x: int, y: int, opening: int, **changes) -> ProofPreimage:
-    values = [x, y, (x + y) % R, x * y % R]
-    commitment = midnight_commit(midnight, values, opening)  # Midnight's transient_commit
-    fields = {"inputs": (x, y), "public_transcript_inputs": (poseidon.transient_hash([x * y % R]),),
-              "communications_commitment": (commitment, opening), **changes}
-    return ProofPreimage(**fields)
+def _comm_preimage(midnight: MidnightOracle, x: int, y: int, opening: int) -> ProofPreimage:
+    commitment = midnight_commit(midnight, [x, y, (x + y) % R, x * y % R], opening)  # Midnight's transient_commit
+    return ProofPreimage(inputs=(x, y), public_transcript_inputs=(x * y % R,),
+                         communications_commitment=(commitment, opening))
 
 
 def test_commitment_circuit_proves_end_to_end_and_verifies(midnight):
     c = circuit(2, _COMM_BODY, dcc=True)
     compiled = compile_circuit(c)
-    assert compiled.k == 10
+    assert compiled.r1cs.num_constraints == 1 + 1 + 3 * 256 - 3 + 1 and compiled.k == 10
     params = lagrange_params_from_secrets(compiled.r1cs.domain_size(), tau=0xC0FFEE, alpha=0xA1, beta=0xB2)
     pk = setup.setup(compiled.r1cs, params, setup.ToxicWaste(delta=0xD17A))
     keys = zkir.ProvingKeyMaterial(prover_key=encoding.encode_proving_key(pk),
@@ -293,3 +290,38 @@ def test_commitment_witness_mutation_randomness_and_commitment_are_caught(midnig
     assert z[commit_start] == 9 and len(z) - commit_start - 1 == 2 * 256 - 3
     _mutations_all_fail(compiled, z, range(commit_start, len(z)))
     _mutations_all_fail(compiled, z, range(2, 3))
+
+
+# ---------------------------------------------------------------- Midnight's own check agrees
+
+_CHECK_JS = """
+const ir = zkir.jsonIrToBinary(args[0]);
+const key = {proverKey: new Uint8Array(), verifierKey: new Uint8Array(), ir};
+return zkir.check(args[1], {lookupKey: () => Promise.resolve(key), getParams: () => Promise.resolve(new Uint8Array())});
+"""
+
+
+def _both_checks(midnight: MidnightOracle, c: zkir.Circuit, pre: ProofPreimage) -> tuple[object, list[int | str]]:
+    try:
+        theirs: object = midnight.run(_CHECK_JS, c.to_json().decode(), pre.to_midnight())
+    except MidnightError as exc:
+        theirs = str(exc)
+    return theirs, check(c, pre)
+
+
+def test_midnights_check_accepts_and_refuses_what_we_do(midnight):
+    # transient_hash: the transcript value our twin computes is the one Midnight's VM computes.
+    c, inputs, _ = _hash_circuit([5, R - 1, 0], [False, True, False])
+    right = poseidon.transient_hash([5, R - 1, 0])
+    assert _both_checks(midnight, c, ProofPreimage(inputs=inputs, public_transcript_inputs=(right,))) == ([None], [0])
+    theirs, ours = _both_checks(midnight, c, ProofPreimage(inputs=inputs, public_transcript_inputs=(right + 1,)))
+    assert "mismatch" in str(theirs) and "mismatch" in str(ours[-1])
+    # The communications commitment: right, wrong, missing.
+    cc = circuit(2, _COMM_BODY, dcc=True)
+    pre = _comm_preimage(midnight, 3, 4, 5)
+    assert _both_checks(midnight, cc, pre) == ([None], [0])
+    commitment, opening = pre.communications_commitment
+    theirs, ours = _both_checks(midnight, cc, replace(pre, communications_commitment=(commitment, opening + 1)))
+    assert "Communications commitment mismatch" in str(theirs) and ours[-1] == "Communications commitment mismatch"
+    theirs, ours = _both_checks(midnight, cc, replace(pre, communications_commitment=None))
+    assert "Expected communications commitment" in str(theirs) and ours == ["Expected communications commitment"]
