@@ -68,6 +68,23 @@ def _decode_preimage_any(data: bytes) -> Any:
     return load_preimage(data)
 
 
+def _preimage_midnight_seeds() -> list[bytes]:
+    # Midnight's form: real ledger-v8 wallet preimages kept with the corpus, and our JSON seeds re-encoded.
+    import json
+
+    from teeprover.zkir import load_preimage
+
+    wallet = json.loads((REPO / "tests" / "fixtures" / "midnight" / "preimages" / "wallet.json").read_text())
+    return ([bytes.fromhex(e["preimage"]) for e in wallet.values()]
+            + [load_preimage(s).to_midnight(versioned=i % 2 == 1) for i, s in enumerate(_preimage_json_seeds())])
+
+
+def _decode_preimage_midnight(data: bytes) -> Any:
+    from teeprover.zkir import ProofPreimage
+
+    return ProofPreimage.from_midnight(data)
+
+
 def _key_material_seeds() -> list[bytes]:
     from teeprover.groth16 import encoding
     from teeprover.zkir import ProvingKeyMaterial
@@ -272,6 +289,7 @@ def all_targets() -> list[Target]:
         Target("preimage-cbor", _decode_preimage_cbor, _preimage_cbor_seeds, (t["preimage"],)),
         Target("preimage-any", _decode_preimage_any, lambda: _preimage_json_seeds() + _preimage_cbor_seeds(),
                (t["preimage"],)),
+        Target("preimage-midnight", _decode_preimage_midnight, _preimage_midnight_seeds),
         Target("key-material-cbor", _decode_key_material, _key_material_seeds, (t["key_material"],)),
         Target("prove-request-cbor", _decode_prove_request, _prove_request_seeds,
                (t["preimage"], t["key_material"])),
@@ -296,7 +314,8 @@ def all_targets() -> list[Target]:
 
 
 TARGET_NAMES = [
-    "preimage-cbor", "preimage-any", "key-material-cbor", "prove-request-cbor", "zkir-json", "zkir-cbor", "zkir-k",
+    "preimage-cbor", "preimage-any", "preimage-midnight", "key-material-cbor", "prove-request-cbor", "zkir-json",
+    "zkir-cbor", "zkir-k",
     "groth16-proof-cbor", "groth16-vk-cbor", "groth16-pk-cbor", "snarkjs-ptau", "snarkjs-r1cs", "snarkjs-wtns",
     "snarkjs-zkey", "attestation-aws-nitro", "attestation-azure", "attestation-gcp-vtpm", "attestation-sev-snp",
     "attestation-tdx",
