@@ -9,6 +9,7 @@ back with a matching hash is *trusted* and may skip the costly subgroup checks
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from teeprover.errors import InvalidInput, NotFound
+from teeprover.errors import InvalidInput, NotFound, Unavailable
 
 _LOCATION = re.compile(r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,7}$")
 FILES = ("circuit.zkir", "pk.cbor", "vk.cbor")
@@ -46,19 +47,42 @@ def check_location(location: str) -> str:
 
 def write_key_dir(directory: Path, *, circuit: bytes, prover_key: bytes, verifier_key: bytes,
                   verification_key_json: str, meta: dict[str, object]) -> None:
-    """Write a key directory atomically per file, with ``key.json`` last (its presence marks completeness)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    hashes = {}
-    for name, data in (("circuit.zkir", circuit), ("pk.cbor", prover_key), ("vk.cbor", verifier_key),
-                       ("verification_key.json", verification_key_json.encode())):
-        tmp = directory / f".{name}.tmp"
+    """Write a key directory atomically per file, with ``key.json`` last (its presence marks completeness).
+
+    A write that fails (a full disk, a read-only cache) raises :class:`Unavailable` and leaves no
+    temporary file behind; a directory that had no keys before is left without any of the new files.
+    """
+    created = not directory.exists()
+    fresh = not (directory / "key.json").exists()
+    written: list[Path] = []
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        hashes = {}
+        for name, data in (("circuit.zkir", circuit), ("pk.cbor", prover_key), ("vk.cbor", verifier_key),
+                           ("verification_key.json", verification_key_json.encode())):
+            _write_replace(directory / name, data)
+            written.append(directory / name)
+            hashes[name] = hashlib.sha256(data).hexdigest()
+        record = {**meta, "sha256": hashes}
+        _write_replace(directory / "key.json", (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    except OSError as exc:
+        for path in written if fresh else []:
+            path.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise Unavailable(f"cannot write keys to {directory.name}: {exc.strerror or exc}",
+                          details={"directory": str(directory)}) from None
+
+
+def _write_replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
         tmp.write_bytes(data)
-        os.replace(tmp, directory / name)
-        hashes[name] = hashlib.sha256(data).hexdigest()
-    record = {**meta, "sha256": hashes}
-    tmp = directory / ".key.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / "key.json")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_key_dir(directory: Path, location: str = "") -> KeyFiles:
