@@ -5,7 +5,9 @@
     proof = client.prove(request, seal_to=keys)            # the witness leaves sealed to the TEE
 
 Errors from the server arrive as :class:`RemoteError` with the public error
-fields (``error``, ``message``, ``details``, ``request_id``) and the HTTP status.
+fields (``error``, ``message``, ``details``, ``request_id``) and the HTTP status;
+a server that cannot be reached, or that drops the connection, as
+:class:`ConnectionFailed`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class RemoteError(TeeProverError):
         self.body = body
 
 
+class ConnectionFailed(TeeProverError):
+    """No HTTP answer: connection refused, reset or closed early, a timeout, a name that does not resolve."""
+
+
 class AttestationRejected(TeeProverError):
     """The server's attestation document did not verify; nothing was sent."""
 
@@ -48,7 +54,8 @@ class AttestedKeys:
 class Client:
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 700.0) -> None:
         headers = {"x-api-key": api_key} if api_key else {}
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -58,6 +65,22 @@ class Client:
 
     def close(self) -> None:
         self._http.close()
+
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One request; transport failures become :class:`ConnectionFailed`, error replies :class:`RemoteError`."""
+        try:
+            reply = self._http.request(method, path, **kw)
+        except httpx.TimeoutException:
+            raise ConnectionFailed(f"no reply from {self.url} within {self._http.timeout.read} s") from None
+        except httpx.RemoteProtocolError:
+            raise ConnectionFailed(f"{self.url} closed the connection without a complete reply") from None
+        except httpx.ConnectError as exc:
+            raise ConnectionFailed(f"cannot connect to {self.url}: {_reason(exc)}") from None
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"request to {self.url} failed: {_reason(exc)}") from None
+        except httpx.InvalidURL as exc:
+            raise ConnectionFailed(f"{self.url} is not a usable URL: {exc}") from None
+        return self._check(reply)
 
     def _check(self, reply: httpx.Response) -> httpx.Response:
         if reply.status_code >= 400:
@@ -69,11 +92,11 @@ class Client:
         return reply
 
     def health(self) -> dict[str, Any]:
-        return dict(self._check(self._http.get("/health")).json())
+        return dict(self._send("GET", "/health").json())
 
     def attestation(self, nonce: bytes | None = None) -> dict[str, Any]:
         params = {"nonce": nonce.hex()} if nonce else {}
-        return dict(self._check(self._http.get("/attestation", params=params)).json())
+        return dict(self._send("GET", "/attestation", params=params).json())
 
     def attested_keys(self, *, allow_simulated: bool = False, now: dt.datetime | None = None,
                       **verify_options: Any) -> AttestedKeys:
@@ -101,14 +124,24 @@ class Client:
         body = request.to_cbor()
         if seal_to is not None:
             body = hpke.seal(seal_to.hpke_public_key, body)
-        reply = self._http.post("/prove", content=body, headers={"content-type": "application/cbor"})
-        return self._check(reply).content
+        return self._send("POST", "/prove", content=body, headers={"content-type": "application/cbor"}).content
 
     def k(self, circuit: bytes, *, json_body: bool) -> int:
         ctype = "application/json" if json_body else "application/cbor"
-        return int(self._check(self._http.post("/k", content=circuit, headers={"content-type": ctype})).text)
+        return int(self._send("POST", "/k", content=circuit, headers={"content-type": ctype}).text)
 
 
 def _tls_spki(meta: dict[str, Any]) -> bytes | None:
     value = (meta.get("binding") or {}).get("tls_spki_sha256")
     return bytes.fromhex(value) if value else None
+
+
+def _reason(exc: Exception) -> str:
+    """The innermost OS reason ("Connection refused"), not httpx's chain of wrappers."""
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror.lower() if inner.strerror.startswith("Connection") else inner.strerror
+        inner = inner.__cause__ or inner.__context__
+    text = str(exc).strip()
+    return text.rsplit("] ", 1)[-1] if text else type(exc).__name__

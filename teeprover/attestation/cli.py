@@ -284,11 +284,15 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Dispatch a parsed ``attestation`` command; usage and malformed input exit 2."""
+    from teeprover.commands._common import fail
+
     try:
         return int(args.func(args))
-    except (_Usage, TeeProverError) as exc:
-        print(f"error: {getattr(exc, 'message', exc)}", file=sys.stderr)
+    except _Usage as exc:
+        print(f"teeprover: {exc}", file=sys.stderr)
         return EXIT_MALFORMED
+    except TeeProverError as exc:
+        return fail(exc)
 
 
 def main(argv: list[str] | None = None) -> int:
