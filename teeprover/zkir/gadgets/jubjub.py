@@ -212,15 +212,37 @@ def canonical_bits(s: Synth, x: LC) -> list[int]:
 
 # ---------------------------------------------------------------- point gadgets
 
+def _values(s: Synth, *xs: LC) -> list[int]:
+    return [s.value(x) for x in xs] if s.proving else [0] * len(xs)
+
+
+def _var(s: Synth, value: int) -> LC:
+    return lc.var(s.new_var(value % R))
+
+
+def _inv(x: int) -> int:
+    return pow(x, -1, R) if x % R else 0
+
+
 def point_add(s: Synth, p: PointLC, q: PointLC) -> PointLC:
     """Complete addition, 6 constraints (the Sapling form, with ``a = -1``)."""
     (x1, y1), (x2, y2) = p, q
-    t = product(s, lc.add(x1, y1), lc.add(x2, y2))  # x1x2 + x1y2 + y1x2 + y1y2
-    a = product(s, x1, y2)
-    b = product(s, y1, x2)
-    c = product(s, lc.scale(a, D), b)  # d x1 x2 y1 y2
-    x3 = quotient(s, lc.add(a, b), lc.add(lc.ONE, c))
-    y3 = quotient(s, lc.sub(lc.sub(t, a), b), lc.sub(lc.ONE, c))  # y1y2 + x1x2 = y1y2 - a x1x2
+    x1v, y1v, x2v, y2v = _values(s, x1, y1, x2, y2)
+    av, bv = x1v * y2v % R, y1v * x2v % R
+    tv = (x1v + y1v) * (x2v + y2v) % R
+    cv = D * av % R * bv % R
+    t = _var(s, tv)
+    s.enforce(lc.add(x1, y1), lc.add(x2, y2), t)  # x1x2 + x1y2 + y1x2 + y1y2
+    a = _var(s, av)
+    s.enforce(x1, y2, a)
+    b = _var(s, bv)
+    s.enforce(y1, x2, b)
+    c = _var(s, cv)
+    s.enforce(lc.scale(a, D), b, c)  # d x1 x2 y1 y2
+    x3 = _var(s, (av + bv) * _inv(1 + cv))
+    s.enforce(x3, lc.add(lc.ONE, c), lc.add(a, b))
+    y3 = _var(s, (tv - av - bv) * _inv(1 - cv))
+    s.enforce(y3, lc.sub(lc.ONE, c), lc.sub(lc.sub(t, a), b))  # y1y2 + x1x2 = y1y2 - a x1x2
     return x3, y3
 
 
@@ -233,16 +255,28 @@ def point_double(s: Synth, p: PointLC, squares: tuple[LC, LC] | None = None,
     every curve point.  With ``out`` the result is constrained to equal ``out``.
     """
     x, y = p
-    xx, yy = squares if squares is not None else (product(s, x, x), product(s, y, y))
-    xy = product(s, x, y)
+    xv, yv = _values(s, x, y)
+    if squares is None:
+        xx, yy = _var(s, xv * xv), _var(s, yv * yv)
+        s.enforce(x, x, xx)
+        s.enforce(y, y, yy)
+    else:
+        xx, yy = squares
+    xy = _var(s, xv * yv)
+    s.enforce(x, y, xy)
     den_x = lc.sub(yy, xx)
     den_y = lc.sub(lc.add(lc.const(2), xx), yy)
     num_y = lc.add(yy, xx)
-    if out is None:
-        return quotient(s, lc.scale(xy, 2), den_x), quotient(s, num_y, den_y)
-    s.enforce(out[0], den_x, lc.scale(xy, 2))
-    s.enforce(out[1], den_y, num_y)
-    return out
+    if out is not None:
+        s.enforce(out[0], den_x, lc.scale(xy, 2))
+        s.enforce(out[1], den_y, num_y)
+        return out
+    xxv, yyv = xv * xv % R, yv * yv % R
+    x2 = _var(s, 2 * xv * yv * _inv(yyv - xxv))
+    s.enforce(x2, den_x, lc.scale(xy, 2))
+    y2 = _var(s, (yyv + xxv) * _inv(2 + xxv - yyv))
+    s.enforce(y2, den_y, num_y)
+    return x2, y2
 
 
 def assert_on_curve(s: Synth, p: PointLC) -> tuple[LC, LC]:
