@@ -113,13 +113,18 @@ def dev_ptau(power: int) -> Path:
     return path
 
 
-def smallest_ptau(power: int) -> Path:
-    """A dev ptau of at least ``power``, reusing a bigger cached one (snarkjs setup takes any size >=)."""
+def cached_ptau(power: int) -> Path | None:
+    """A cached dev ptau of at least ``power`` (snarkjs setup takes any size >=), or None."""
     folder = CACHE / "bench" / "ptau"
     for p in range(power, 29):
         if (folder / f"dev_power{p}.done").exists():
             return folder / f"dev_power{p}.ptau"
-    return dev_ptau(power)
+    return None
+
+
+def smallest_ptau(power: int) -> Path:
+    """:func:`cached_ptau`, made (:func:`dev_ptau`) if there is none."""
+    return cached_ptau(power) or dev_ptau(power)
 
 
 # --- circuits ----------------------------------------------------------------------

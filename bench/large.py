@@ -47,16 +47,32 @@ def build(k: int) -> _circom.Circuit:
     if (folder / "done").exists():
         return c
     folder.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float | None] = {"ptau_s": None}
+    ptau_path = _circom.cached_ptau(k)
+    if ptau_path is None:  # generated here, and timed: one of the figures this bench reports
+        t0 = time.perf_counter()
+        ptau_path = _circom.dev_ptau(k)
+        times["ptau_s"] = time.perf_counter() - t0
+        print(f"  dev ptau power {k}: {times['ptau_s']:.0f} s", flush=True)
     r1cs, z = squaring_chain((1 << k) - 4)  # steps + 1 (out) constraints + 2 public + 1 = 2^k
     assert r1cs.domain_size() == 1 << k
     t0 = time.perf_counter()
-    params = read_ptau(_circom.smallest_ptau(k)).lagrange_params(1 << k)
+    params = read_ptau(ptau_path).lagrange_params(1 << k)
+    times["read_ptau_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     pk = generate_keys(r1cs, params)
-    print(f"  k={k}: setup {time.perf_counter() - t0:.0f} s", flush=True)
+    times["setup_s"] = time.perf_counter() - t0
+    del params
+    t0 = time.perf_counter()
     c.r1cs.write_bytes(r1cs_to_bytes(r1cs))
     c.wtns.write_bytes(wtns_to_bytes(z))
     write_zkey(c.zkey, pk)
     c.vk_json.write_text(verification_key_json(pk.vk))
+    times["write_s"] = time.perf_counter() - t0
+    print(f"  k={k}: read ptau {times['read_ptau_s']:.0f} s, setup {times['setup_s']:.0f} s, "
+          f"write files {times['write_s']:.0f} s", flush=True)
+    (folder / "build.json").write_text(json.dumps({"k": k, "ptau": str(ptau_path), **times,
+                                                   "loadavg_1min": os.getloadavg()[0]}, indent=1) + "\n")
     (folder / "done").write_text(f"squaring chain k={k}, dev ptau\n")
     return c
 
@@ -74,11 +90,14 @@ def main() -> int:
     # Built in a child, so this process stays small while it measures.
     subprocess.run([sys.executable, "-m", "bench.large", "--k", str(args.k), "--build-only"], check=True)
     c = build(args.k)
+    build_times = json.loads((c.folder / "build.json").read_text()) if (c.folder / "build.json").exists() else {}
     out = _circom.CACHE / "bench" / "large" / f"chain_k{args.k}" / "runs"
     ours: list[Run] = []
     theirs: list[Run] = []
+    loads: list[float] = []  # before each measurement: other engineers' suites share the two cores
     for i in range(args.runs):
         if not args.no_snarkjs:
+            loads.append(os.getloadavg()[0])
             d = out / f"snarkjs{i}"
             d.mkdir(parents=True, exist_ok=True)
             theirs.append(measure(snarkjs_argv(c, d)))
@@ -86,6 +105,7 @@ def main() -> int:
                 raise SystemExit("snarkjs's own proof does not verify")
         d = out / f"ours{i}"
         d.mkdir(parents=True, exist_ok=True)
+        loads.append(os.getloadavg()[0])
         ours.append(measure(our_prover_argv(c, d)))
         if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
             raise SystemExit("our proof does not pass snarkjs groth16 verify")
@@ -96,7 +116,8 @@ def main() -> int:
            "ours_cpu_s": statistics.median(r.cpu_s for r in ours),
            "snarkjs_s": statistics.median(r.wall_s for r in theirs) if theirs else None,
            "snarkjs_rss_mib": max(r.rss_mib for r in theirs) if theirs else None,
-           "runs": args.runs, "cpus": os.cpu_count(), "verified_by_snarkjs": f"{len(ours)}/{len(ours)}"}
+           "runs": args.runs, "cpus": os.cpu_count(), "verified_by_snarkjs": f"{len(ours)}/{len(ours)}",
+           "loadavg_1min": loads, "build": build_times}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}-large-k{args.k}.json").write_text(json.dumps(row, indent=2) + "\n")
@@ -105,6 +126,12 @@ def main() -> int:
     print("| k | constraints | snarkjs prove | snarkjs RSS | ours (whole process) | ours RSS | snarkjs / ours |")
     print(f"| {args.k} | {row['constraints']:,} | {snark} | {row['ours_s']:.1f} s | {row['ours_rss_mib']:.0f} MiB "
           f"| {ratio} |")
+    if build_times:
+        ptau_s = build_times.get("ptau_s")
+        print(f"dev ptau power {args.k}: " + (f"{ptau_s:.0f} s" if ptau_s is not None else "cached (not timed)")
+              + f"; read ptau {build_times['read_ptau_s']:.0f} s; setup {build_times['setup_s']:.0f} s; "
+              f"write files {build_times['write_s']:.0f} s (load {build_times['loadavg_1min']:.2f})")
+    print(f"load average (1 min) before each run: {', '.join(f'{x:.2f}' for x in loads)}")
     return 0
 
 

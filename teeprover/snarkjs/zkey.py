@@ -221,34 +221,77 @@ def _coeffs(buf: memoryview, n: int, n_vars: int) -> tuple[Coeff, ...]:
 
 # --- writing ---------------------------------------------------------------------------
 
-def zkey_to_bytes(pk: ProvingKey) -> bytes:
-    """A ``.zkey`` snarkjs reads (``groth16 prove``, ``zkey export verificationkey``).
+def _g1s_to_lem(pts: tuple[curve.G1, ...] | list[curve.G1]) -> bytes:
+    """Many points in zkey form: affine bytes from the curve library, into Montgomery form natively."""
+    return curve.to_montgomery(curve.g1s_to_xy(pts))
 
-    Section 10 carries an all-zero circuit hash and no contributions: fine for
-    proving and exporting, but ``snarkjs zkey verify`` will (rightly) not vouch for it.
-    """
+
+def _g2s_to_lem(pts: tuple[curve.G2, ...] | list[curve.G2]) -> bytes:
+    return curve.to_montgomery(curve.g2s_to_xy(pts))
+
+
+_POINTS_PER_PIECE = 1 << 16  # sections are encoded and written in pieces: the file is never whole in memory
+
+
+def _sections(pk: ProvingKey) -> list[tuple[int, int, Callable[[], Any]]]:
+    """``(section, size, pieces)`` in file order; ``pieces()`` yields the body's bytes in order."""
     vk = pk.vk
     s2 = (struct.pack("<I", _N8Q) + P.to_bytes(_N8Q, "little") + struct.pack("<I", _N8R) + R.to_bytes(_N8R, "little")
           + struct.pack("<III", pk.num_variables, pk.num_public, pk.domain_size)
           + _g1_to_lem(vk.alpha_g1) + _g1_to_lem(pk.beta_g1) + _g2_to_lem(vk.beta_g2)
           + _g2_to_lem(vk.gamma_g2) + _g1_to_lem(pk.delta_g1) + _g2_to_lem(vk.delta_g2))
     rr2 = _RR * _RR % R
-    s4 = struct.pack("<I", len(pk.coeffs)) + b"".join(
-        _COEF.pack(c.matrix, c.constraint, c.signal, (c.value * rr2 % R).to_bytes(32, "little")) for c in pk.coeffs)
 
-    def g1s(pts: tuple[curve.G1, ...]) -> bytes:
-        return b"".join(_g1_to_lem(q) for q in pts)
+    def coeffs() -> Any:
+        yield struct.pack("<I", len(pk.coeffs))
+        for i in range(0, len(pk.coeffs), _POINTS_PER_PIECE):
+            yield b"".join(_COEF.pack(c.matrix, c.constraint, c.signal, (c.value * rr2 % R).to_bytes(32, "little"))
+                           for c in pk.coeffs[i:i + _POINTS_PER_PIECE])
 
-    sections = [
-        (1, struct.pack("<I", GROTH16_PROTOCOL_ID)), (2, s2), (4, s4), (3, g1s(vk.ic)),
-        (5, g1s(pk.a_query)), (6, g1s(pk.b_g1_query)), (7, b"".join(_g2_to_lem(q) for q in pk.b_g2_query)),
-        (8, g1s(pk.c_query)), (9, g1s(pk.h_query)), (10, bytes(64) + struct.pack("<I", 0)),
+    def points(pts: tuple[Any, ...], enc: Callable[[Any], bytes]) -> Callable[[], Any]:
+        return lambda: (enc(pts[i:i + _POINTS_PER_PIECE]) for i in range(0, len(pts), _POINTS_PER_PIECE))
+
+    return [
+        (1, 4, lambda: iter([struct.pack("<I", GROTH16_PROTOCOL_ID)])), (2, len(s2), lambda: iter([s2])),
+        (4, 4 + len(pk.coeffs) * _COEF.size, coeffs), (3, len(vk.ic) * _G1S, points(vk.ic, _g1s_to_lem)),
+        (5, len(pk.a_query) * _G1S, points(pk.a_query, _g1s_to_lem)),
+        (6, len(pk.b_g1_query) * _G1S, points(pk.b_g1_query, _g1s_to_lem)),
+        (7, len(pk.b_g2_query) * _G2S, points(pk.b_g2_query, _g2s_to_lem)),
+        (8, len(pk.c_query) * _G1S, points(pk.c_query, _g1s_to_lem)),
+        (9, len(pk.h_query) * _G1S, points(pk.h_query, _g1s_to_lem)),
+        (10, 68, lambda: iter([bytes(64) + struct.pack("<I", 0)])),
     ]
-    return _binfile.build("zkey", 1, sections)
+
+
+def _write_sections(out: Callable[[bytes], Any], pk: ProvingKey) -> None:
+    sections = _sections(pk)
+    out(struct.pack("<4sII", b"zkey", 1, len(sections)))
+    for sec, size, pieces in sections:
+        out(struct.pack("<IQ", sec, size))
+        written = 0
+        for piece in pieces():
+            out(piece)
+            written += len(piece)
+        assert written == size, (sec, written, size)
+
+
+def zkey_to_bytes(pk: ProvingKey) -> bytes:
+    """A ``.zkey`` snarkjs reads (``groth16 prove``, ``zkey export verificationkey``).
+
+    Section 10 carries an all-zero circuit hash and no contributions: fine for
+    proving and exporting, but ``snarkjs zkey verify`` will (rightly) not vouch for it.
+    """
+    buf = bytearray()
+    _write_sections(buf.extend, pk)
+    return bytes(buf)
 
 
 def write_zkey(path: str | Path, pk: ProvingKey) -> None:
-    Path(path).write_bytes(zkey_to_bytes(pk))
+    """:func:`zkey_to_bytes` straight to ``path``, a section piece at a time (a k=20 key is ~700 MB)."""
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        _write_sections(f.write, pk)
+    tmp.replace(path)
 
 
 __all__ = ["parse_zkey", "read_zkey", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID", "QueryCallback"]
