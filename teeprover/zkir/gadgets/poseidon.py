@@ -125,21 +125,57 @@ def _materialize(s: Synth, x: LC) -> LC:
     return v
 
 
+def _combine(template: LC, basis: Sequence[LC]) -> LC:
+    """``sum template[k] * basis[k]``: a template's keys index ``basis`` instead of naming variables."""
+    acc: dict[int, int] = {}
+    for k, coeff in template.items():
+        for v, c in basis[k].items():
+            acc[v] = acc.get(v, 0) + coeff * c
+    return {v: c for v, raw in acc.items() if (c := raw % R)}
+
+
+def _segment(first_round: int, rounds: int) -> tuple[list[LC], list[LC]]:
+    """Templates for ``rounds`` partial rounds from ``first_round``, over the basis ``[1, e0, e1, e2, y1, y2, ...]``.
+
+    ``e0..e2`` are the state at the segment's start and ``y_t`` the t-th S-box output.  Within a
+    segment each state element is such a fixed combination (the idea of Midnight's partial-round
+    skips), so the gadget builds only the S-box inputs and the final state, not every round's
+    three products.  Returns the S-box input of each round and the final three elements.
+    """
+    st: list[LC] = [{1: 1}, {2: 1}, {3: 1}]
+    sbox_inputs = []
+    for t in range(rounds):
+        st = [lc.add(x, lc.const(c)) for x, c in zip(st, ROUND_CONSTANTS[first_round + t], strict=True)]
+        sbox_inputs.append(st[2])
+        st[2] = {4 + t: 1}
+        st = _mix(st)
+    return sbox_inputs, st
+
+
+_SEGMENTS = [_segment(first, min(MATERIALIZE_EVERY, END_PARTIAL - first))
+             for first in range(FIRST_PARTIAL, END_PARTIAL, MATERIALIZE_EVERY)]
+
+
+def _full_round(s: Synth, st: list[LC], r: int) -> list[LC]:
+    return _mix([_sbox(s, lc.add(x, lc.const(c))) for x, c in zip(st, ROUND_CONSTANTS[r], strict=True)])
+
+
 def permute_lc(s: Synth, state: Sequence[LC]) -> list[LC]:
     """The permutation on three linear combinations; returns three linear combinations of its outputs."""
     st = list(state)
     if len(st) != WIDTH:
         raise ValueError(f"the Poseidon state has {WIDTH} elements, not {len(st)}")
-    for r, constants in enumerate(ROUND_CONSTANTS):
-        st = [lc.add(x, lc.const(c)) for x, c in zip(st, constants, strict=True)]
-        if _is_full(r):
-            st = [_sbox(s, x) for x in st]
-        else:
-            done = r - FIRST_PARTIAL
-            if done and done % MATERIALIZE_EVERY == 0:
-                st[0], st[1] = _materialize(s, st[0]), _materialize(s, st[1])
-            st[2] = _sbox(s, st[2])
-        st = _mix(st)
+    for r in range(FIRST_PARTIAL):
+        st = _full_round(s, st, r)
+    for i, (sbox_inputs, final) in enumerate(_SEGMENTS):
+        if i:  # elements 0 and 1 have gained a term per round: store them (2 constraints)
+            st[0], st[1] = _materialize(s, st[0]), _materialize(s, st[1])
+        basis = [lc.ONE, *st]
+        for template in sbox_inputs:
+            basis.append(_sbox(s, _combine(template, basis)))
+        st = [_combine(template, basis) for template in final]
+    for r in range(END_PARTIAL, FULL_ROUNDS + PARTIAL_ROUNDS):
+        st = _full_round(s, st, r)
     return st
 
 
