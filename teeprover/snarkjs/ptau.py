@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from teeprover import _native, curve
 from teeprover.curve import R
@@ -71,6 +71,8 @@ def lagrange_params_from_secrets(n: int, tau: int, alpha: int, beta: int) -> Lag
 #   betaTauG1 for sizes 1,2,..,2^p (each size n starts at point index n-1).
 
 import hashlib  # noqa: E402
+import mmap  # noqa: E402
+import os  # noqa: E402
 import secrets  # noqa: E402
 import struct  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -93,7 +95,7 @@ def _fq_to(x: int) -> bytes:
     return (x * _RQ % P).to_bytes(48, "little")
 
 
-def _lem_to_xy(b: bytes) -> bytes:
+def _lem_to_xy(b: bytes | memoryview) -> bytes:
     """Montgomery LE coordinates -> standard LE coordinates (48 bytes each), zeros kept as zeros."""
     return curve.fq_from_montgomery(b, "ptau")
 
@@ -129,11 +131,12 @@ def g2s_to_lem(points: Sequence[curve.G2]) -> bytes:
 
 @dataclass
 class Ptau:
-    """A parsed ``.ptau`` file: raw sections, decoded on demand."""
+    """A parsed ``.ptau`` file: raw sections (views of the memory-mapped file, from :func:`read_ptau`:
+    only the pages a caller decodes are read), decoded on demand."""
 
     power: int
     ceremony_power: int
-    sections: dict[int, bytes] = field(repr=False)
+    sections: dict[int, bytes | memoryview] = field(repr=False)
 
     def _g1s(self, sec: int, start: int, count: int) -> tuple[curve.G1, ...]:
         data = self.sections[sec]
@@ -173,15 +176,19 @@ class Ptau:
 
 
 def read_ptau(path: str | Path) -> Ptau:
-    data = Path(path).read_bytes()
+    """The section table of ``path`` and views of its sections in a read-only memory map (a power-20
+    file is ~1.8 GB; setup reads a fraction of it)."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        data: bytes | memoryview = memoryview(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)) if size else b""
     try:
-        if data[:4] != b"ptau":
+        if bytes(data[:4]) != b"ptau":
             raise MalformedEncoding("not a ptau file")
         (version, n_sections) = struct.unpack_from("<II", data, 4)
         if version != 1:
             raise MalformedEncoding(f"unsupported ptau version {version}")
         pos = 12
-        sections: dict[int, bytes] = {}
+        sections: dict[int, bytes | memoryview] = {}
         for _ in range(n_sections):
             sec, size = struct.unpack_from("<IQ", data, pos)
             pos += 12
@@ -191,7 +198,7 @@ def read_ptau(path: str | Path) -> Ptau:
             pos += size
         hdr = sections[1]
         n8 = struct.unpack_from("<I", hdr, 0)[0]
-        if n8 != 48 or int.from_bytes(hdr[4:52], "little") != P:
+        if n8 != 48 or int.from_bytes(bytes(hdr[4:52]), "little") != P:
             raise MalformedEncoding("ptau file is not for BLS12-381")
         power, ceremony_power = struct.unpack_from("<II", hdr, 52)
     except (struct.error, KeyError) as exc:
@@ -199,20 +206,20 @@ def read_ptau(path: str | Path) -> Ptau:
     return Ptau(power=power, ceremony_power=ceremony_power, sections=sections)
 
 
-def write_ptau(path: str | Path, power: int, sections: dict[int, bytes | Sequence[bytes]],
+def write_ptau(path: str | Path, power: int, sections: Mapping[int, bytes | memoryview | Sequence[bytes]],
                ceremony_power: int | None = None) -> None:
     """Write a ptau file from raw section bytes (sections 2.. as given, header built here).
 
     A section may be given as a list of byte strings (written one after another, never joined), so a
     large file is streamed to disk rather than built in memory first."""
     header = struct.pack("<I", 48) + P.to_bytes(48, "little") + struct.pack("<II", power, ceremony_power or power)
-    all_sections: dict[int, bytes | Sequence[bytes]] = {1: header, **sections}
+    all_sections: dict[int, bytes | memoryview | Sequence[bytes]] = {1: header, **sections}
     tmp = Path(str(path) + ".tmp")
     with open(tmp, "wb") as f:
         f.write(b"ptau" + struct.pack("<II", 1, len(all_sections)))
         for sec in sorted(all_sections):
             body = all_sections[sec]
-            parts = [body] if isinstance(body, bytes | bytearray) else list(body)
+            parts = [body] if isinstance(body, bytes | bytearray | memoryview) else list(body)
             f.write(struct.pack("<IQ", sec, sum(len(x) for x in parts)))
             for part in parts:
                 f.write(part)
@@ -590,7 +597,7 @@ def generate_dev_ptau(power: int, path: str | Path, rng: Any = None) -> None:
         5: g1.mul_xy(_powers(tau, n, beta)),
         6: g2.mul_xy([beta]),
     }
-    sections: dict[int, bytes | Sequence[bytes]] = {sec: _xy_to_lem(data) for sec, data in xy.items()}
+    sections: dict[int, bytes | memoryview | Sequence[bytes]] = {sec: _xy_to_lem(data) for sec, data in xy.items()}
     sections[7] = _contribution(power, (tau, alpha, beta), xy, rng, DEV_CONTRIBUTION_NAME)
     del xy
     s12: list[bytes] = []
