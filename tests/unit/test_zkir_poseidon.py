@@ -97,9 +97,13 @@ def test_generator_check_mode_refuses_a_modified_constants_file(tmp_path):
 # ---------------------------------------------------------------- the twin against Midnight
 
 @pytest.mark.parametrize("n", range(21))
-def test_twin_equals_midnight_for_every_length_0_to_20(midnight, n):
+def test_twin_and_circuit_equal_midnight_for_every_length_0_to_20(midnight, n):
     xs = [(R - 1, 0, 1)[i % 3] if i % 2 else (i * 0x9E3779B97F4A7C15) % R for i in range(n)]
-    assert poseidon.transient_hash(xs) == midnight_hash(midnight, xs)
+    expected = midnight_hash(midnight, xs)
+    assert poseidon.transient_hash(xs) == expected
+    c, inputs, _ = _hash_circuit(xs, [False] * n)
+    _, public = generate_witness(compile_circuit(c), ProofPreimage(inputs=inputs, public_transcript_inputs=(expected,)))
+    assert public[1] == expected
 
 
 def test_empty_input_hashes_to_zero_as_midnight():
