@@ -89,8 +89,13 @@ def _wait_serving(replica: Replica, timeout: float = 90) -> None:
 
 
 def _healthy_hosts(admin_port: int) -> int:
-    text = httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=5).text
-    return sum(1 for line in text.splitlines() if line.startswith("prover::") and line.endswith("::health_flags::healthy"))
+    """Prover hosts Envoy's health checks passed (0 while the admin port is not up yet)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=5).text
+    except httpx.HTTPError:
+        return 0
+    return sum(1 for line in text.splitlines()
+               if line.startswith("prover::") and line.endswith("::health_flags::healthy"))
 
 
 @contextmanager
@@ -111,7 +116,7 @@ def prover_cluster(replicas: int) -> Iterator[tuple[str, list[Replica]]]:
                 envoy = subprocess.Popen(envoy_command(cfg, run / "envoy.yaml"), stdout=subprocess.DEVNULL,
                                          stderr=envoy_log, start_new_session=True)
             deadline = time.monotonic() + 30
-            while _healthy_hosts_or_zero(cfg.admin_port) < replicas:
+            while _healthy_hosts(cfg.admin_port) < replicas:
                 if envoy.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("Envoy not ready:\n" + (run / "envoy.log").read_text()[-3000:])
                 time.sleep(0.1)
@@ -123,13 +128,6 @@ def prover_cluster(replicas: int) -> Iterator[tuple[str, list[Replica]]]:
             for pod in pods:
                 if pod.proc.poll() is None:
                     pod.kill()
-
-
-def _healthy_hosts_or_zero(admin_port: int) -> int:
-    try:
-        return _healthy_hosts(admin_port)
-    except httpx.HTTPError:
-        return 0
 
 
 @dataclass
