@@ -84,15 +84,22 @@ class HttpRoute:
     method: str  # "Health"
     verb: str  # "get" | "post"
     path: str  # "/fetch-params/{k}"
+    query: tuple[str, ...] = ()  # request fields a client may send as query parameters
 
     @property
     def rpc(self) -> str:
         return f"{self.service}.{self.method}"
 
+    @property
+    def label(self) -> str:
+        """How error messages name the route: "GET /attestation"."""
+        return f"{self.verb.upper()} {self.path}"
+
 
 def http_routes(descriptor: Path = DESCRIPTOR) -> list[HttpRoute]:
     fds = descriptor_pb2.FileDescriptorSet()
     fds.ParseFromString(descriptor.read_bytes())
+    messages = {f".{f.package}.{m.name}": m for f in fds.file for m in f.message_type}
     routes: list[HttpRoute] = []
     for f in fds.file:
         if f.package != "teeprover.v1":
@@ -104,8 +111,18 @@ def http_routes(descriptor: Path = DESCRIPTOR) -> list[HttpRoute]:
                 rule = method.options.Extensions[annotations_pb2.http]
                 for r in [rule, *rule.additional_bindings]:
                     verb = r.WhichOneof("pattern")
-                    routes.append(HttpRoute(service.name, method.name, verb, getattr(r, verb)))
+                    path = getattr(r, verb)
+                    routes.append(HttpRoute(service.name, method.name, verb, path,
+                                            _query_fields(messages.get(method.input_type), path, r.body)))
     return routes
+
+
+def _query_fields(message: descriptor_pb2.DescriptorProto | None, path: str, body: str) -> tuple[str, ...]:
+    """Fields the transcoder takes from the query string: neither bound in the path nor the body."""
+    if message is None or body == "*":
+        return ()
+    bound = set(re.findall(r"\{([^}=]+)", path)) | {body}
+    return tuple(f.name for f in message.field if f.name not in bound)
 
 
 def _path_match(path: str) -> dict[str, Any]:
@@ -126,27 +143,37 @@ DRAIN_MESSAGE = f"the server is shutting down: retry in {DRAIN_RETRY_AFTER_S} s"
 LOCAL_REPLY_MESSAGES = {
     429: "too many requests from this address: wait the number of seconds in the Retry-After header",
 }
+# Marks Envoy's own replies for the Lua filter, which puts their keys in the services' order.
+LOCAL_REPLY_HEADER = "x-teeprover-local-reply"
 
 
-def _local_reply_config() -> dict[str, Any]:
-    """Envoy's own replies (404, 413, 429, 503, 504 …) in the public JSON error shape."""
+def _local_reply_config(cfg: GatewayConfig) -> dict[str, Any]:
+    """Envoy's own replies (404, 405, 413, 429, 503, 504 …) in the public JSON error shape."""
+    messages = {**LOCAL_REPLY_MESSAGES,
+                # Envoy's buffer allows a small margin (see _http_filters); the limit a client must keep is this.
+                413: f"request body is over the limit of {cfg.max_body_bytes} bytes"}
     mappers = []
     for code, name in ERROR_NAMES.items():
+        details: dict[str, Any] = {"code": "%RESPONSE_CODE_DETAILS%"}
+        if code == 413:
+            details["limit"] = cfg.max_body_bytes
         mapper: dict[str, Any] = {
             "filter": {"status_code_filter": {"comparison": {"op": "EQ", "value": {"default_value": code,
                                                                                     "runtime_key": f"lr_{code}"}}}},
+            "headers_to_add": [{"header": {"key": LOCAL_REPLY_HEADER, "value": "1"},
+                                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
             "body_format_override": {
                 "json_format": {
                     "error": name,
                     "message": "%LOCAL_REPLY_BODY%",
-                    "details": {"code": "%RESPONSE_CODE_DETAILS%"},
+                    "details": details,
                     "request_id": "%REQ(X-REQUEST-ID)%",
                 },
                 "content_type": "application/json",
             },
         }
-        if code in LOCAL_REPLY_MESSAGES:
-            mapper["body"] = {"inline_string": LOCAL_REPLY_MESSAGES[code]}
+        if code in messages:
+            mapper["body"] = {"inline_string": messages[code]}
         mappers.append(mapper)
     return {"mappers": mappers}
 
@@ -249,6 +276,8 @@ def _route(r: HttpRoute, cfg: GatewayConfig, policy: Policy, match: dict[str, An
     route: dict[str, Any] = {
         "name": f"{r.rpc}:{path}",
         "match": match,
+        # For the Lua filter's messages (an unknown query parameter names the route and what it takes).
+        "metadata": {"filter_metadata": {_LUA: {"route": r.label, "query": ", ".join(r.query)}}},
         "route": {
             "cluster": CLUSTER_OF_SERVICE[r.service],
             "timeout": f"{policy.timeout_s}s",
@@ -337,6 +366,8 @@ def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
                 "mutations": {"response_mutations": [
                     {"remove": "grpc-status"}, {"remove": "grpc-message"}, {"remove": "grpc-accept-encoding"},
                     {"remove": "x-envoy-upstream-service-time"},
+                    # Left only on replies the error-body script did not see (its own Lua-made ones).
+                    {"remove": LOCAL_REPLY_HEADER},
                 ]},
             },
         },
@@ -411,11 +442,33 @@ def _drain_route() -> dict[str, Any]:
     }
 
 
+def _method_not_allowed_routes(routes: list[HttpRoute]) -> list[dict[str, Any]]:
+    """A known path with a method it does not take: 405 with ``Allow`` (after every method's own route)."""
+    verbs: dict[str, list[str]] = {}
+    for r in routes:
+        verbs.setdefault(r.path, [])
+        if r.verb.upper() not in verbs[r.path]:
+            verbs[r.path].append(r.verb.upper())
+    out = []
+    for path, allowed in verbs.items():
+        allow = ", ".join(allowed)
+        out.append({
+            "name": f"method-not-allowed:{path}",
+            "match": _path_match(path),
+            "direct_response": {"status": 405, "body": {"inline_string": f"{path} takes only {allow}"}},
+            "response_headers_to_add": [{"header": {"key": "allow", "value": allow},
+                                         "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}],
+            "typed_per_filter_config": {_TRANSCODER: _transcoder_disabled(), _LOCAL_RATELIMIT: _rate_limit_off()},
+        })
+    return out
+
+
 def _virtual_host(cfg: GatewayConfig, routes: list[HttpRoute]) -> dict[str, Any]:
     table: list[dict[str, Any]] = [_drain_route()]
     table += [route for r in routes for route in _routes(r, cfg)]
     if cfg.cors_origins:
         table.append(_preflight_route())
+    table += _method_not_allowed_routes(routes)
     table.append({
         # Anything else — including raw application/grpc calls — is not public.
         "name": "not-found",
@@ -450,7 +503,7 @@ def _listener(name: str, port: int, cfg: GatewayConfig, routes: list[HttpRoute],
         "preserve_external_request_id": False,
         "stream_idle_timeout": "720s",
         "request_timeout": "0s",
-        "local_reply_config": _local_reply_config(),
+        "local_reply_config": _local_reply_config(cfg),
         "route_config": {"name": "public", "virtual_hosts": [_virtual_host(cfg, routes)]},
         "http_filters": _http_filters(cfg, descriptor),
     }

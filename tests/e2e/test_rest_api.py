@@ -73,8 +73,8 @@ def test_unknown_path_is_404_json(http: httpx.Client) -> None:
     assert_error(http.get("/no/such/route"), 404, "NotFound")
 
 
-def test_wrong_method_is_404_json(http: httpx.Client) -> None:
-    assert_error(http.get("/prove"), 404, "NotFound")
+def test_wrong_method_is_405_json_with_allow(http: httpx.Client) -> None:
+    assert assert_error(http.get("/prove"), 405, "MethodNotAllowed")["message"] == "/prove takes only POST"
 
 
 def test_unknown_query_parameter_is_400_json(http: httpx.Client) -> None:

@@ -57,7 +57,7 @@ def test_sigterm_finishes_four_rest_proofs_refuses_new_ones_with_503_and_exits_i
         assert verify(vk, [preimage.binding_input, *preimage.public_transcript_inputs], proof)
     assert refused.headers["content-type"] == "application/json"
     body = refused.json()
-    assert set(body) == {"error", "message", "details", "request_id"}
+    assert list(body) == ["error", "message", "details", "request_id"]
     assert body["error"] == "ServiceUnavailable" and "shutting down" in body["message"]
     assert body["request_id"] == refused.headers["x-request-id"]
     assert int(refused.headers["retry-after"]) >= 1
