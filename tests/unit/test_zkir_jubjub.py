@@ -10,6 +10,8 @@ checked by a ``pi_skip`` against Midnight's answer, so witness generation itself
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -27,6 +29,7 @@ from teeprover.zkir.gadgets import lc
 from teeprover.zkir.gadgets.lc import Synth
 from teeprover.zkir.ir import format_immediate
 from tests.support.midnight import Big, MidnightError, MidnightOracle
+from tests.support.midnight_wallet import midnight_check
 from tests.unit._zkir_helpers import circuit, first_private
 
 oracle_settings = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -129,6 +132,24 @@ def test_a_full_field_scalar_multiplies_as_the_integer_and_as_its_residue_mod_q(
     assert jj.mul(p, jj.Q) == jj.IDENTITY
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(p=points, scalar=scalars)
+@example(p=jj.GENERATOR, scalar=R - 1)
+@example(p=jj.IDENTITY, scalar=jj.Q)
+def test_midnights_vm_multiplies_by_the_full_field_scalar_as_we_do(midnight, p, scalar):
+    """Midnight's own preprocess (zkir-v2 ``check``) runs ec_mul / ec_mul_generator on the 255-bit scalar and
+    accepts our point at the pi_skip, and refuses a wrong one, as we do."""
+    for c, inputs, point in ((MUL, (*p, scalar), jj.mul(p, scalar)), (GEN, (scalar,), jj.mul_generator(scalar))):
+        ir = {"jubjub": c.to_json().decode()}
+        right = ProofPreimage(inputs=inputs, public_transcript_inputs=point, key_location="jubjub")
+        assert midnight_check(midnight, right.to_midnight(), ir) == [None]
+        assert check(c, right) == [0]
+        wrong = replace(right, public_transcript_inputs=(point[0], (point[1] + 1) % R))
+        with pytest.raises(MidnightError, match="(?i)mismatch"):
+            midnight_check(midnight, wrong.to_midnight(), ir)
+        assert str(check(c, wrong)[-1]).startswith("instruction 3 (pi_skip): public transcript input mismatch")
+
+
 # ---------------------------------------------------------------- refusals, as Midnight's VM
 
 def test_point_off_the_curve_is_refused_naming_the_instruction(midnight):
@@ -159,8 +180,10 @@ def test_x_with_the_right_parity_is_refused_though_midnights_preprocess_decompre
     g, p = jj.GENERATOR, jj.mul_generator(5)
     alias = ((p[0] + 2) % R, p[1])
     assert midnight_add(midnight, alias, g) == jj.add(p, g)  # the runtime is lenient here
+    pre = ProofPreimage(inputs=(*alias, *g), public_transcript_inputs=jj.add(p, g), key_location="jubjub")
+    assert midnight_check(midnight, pre.to_midnight(), {"jubjub": ADD.to_json().decode()}) == [None]  # and check
     with pytest.raises(CircuitError, match="not on curve"):
-        generate_witness(compile_circuit(ADD), ProofPreimage(inputs=(*alias, *g), public_transcript_inputs=g))
+        generate_witness(compile_circuit(ADD), pre)
 
 
 @pytest.mark.parametrize(("c", "inputs", "point"), [
