@@ -25,8 +25,13 @@ def parse_nonce(text: str) -> bytes | None:
         return None
     if len(text) > 2 * MAX_NONCE_BYTES:
         raise InvalidInput(f"nonce is longer than {MAX_NONCE_BYTES} bytes", details={"max_bytes": MAX_NONCE_BYTES})
-    if len(text) % 2 or not set(text) <= set(string.hexdigits):
-        raise InvalidInput("nonce must be an even number of hex digits", details={"max_bytes": MAX_NONCE_BYTES})
+    bad = next((c for c in text if c not in string.hexdigits), None)
+    if bad is not None:
+        raise InvalidInput(f"nonce must be hex digits (0-9, a-f); {bad!r} is not one",
+                           details={"max_bytes": MAX_NONCE_BYTES})
+    if len(text) % 2:
+        raise InvalidInput(f"nonce has an odd number of hex digits ({len(text)}); a byte is two",
+                           details={"max_bytes": MAX_NONCE_BYTES})
     return bytes.fromhex(text)
 
 

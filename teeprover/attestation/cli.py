@@ -1,6 +1,7 @@
 """``teeprover attestation ...``: verify evidence and create signed manifests.
 
-    attestation verify FILE --platform P [--at RFC3339] [--nonce HEX] [--expect MANIFEST
+    attestation get --url URL [--nonce HEX] [-o FILE]      (prints the nonce and the verify command)
+    attestation verify FILE [--platform P] [--at RFC3339] [--nonce HEX] [--expect MANIFEST
                         --manifest-keys PUBKEYS] [--roots CERTS|JWKS --issuer URL]
                         [--vek DER] [--ask DER] [--collateral JSON]
                         [--allow-simulated] [--allow-debug] [--json]
@@ -9,7 +10,8 @@
                         [--timestamp T] --ref PLATFORM:KEY=HEX[,KEY=HEX...] ... --out FILE
 
 Exit codes of ``verify``: 0 valid, 1 invalid (the failing step is named), 2 malformed
-input or usage (unreadable file, bad hex, bad manifest).  FILE may be raw bytes or base64
+input or usage (unreadable file, bad hex, bad manifest); of ``get``: 0, 1 when the
+server answered that it could not attest, 2 refused, 3 server unreachable.  FILE may be raw bytes or base64
 text (as in the ``attestation`` field of GET /attestation).
 """
 
@@ -116,10 +118,23 @@ def _evidence_bytes(data: bytes) -> bytes:
 def _hex(value: str | None, what: str) -> bytes | None:
     if value is None:
         return None
-    try:
-        return bytes.fromhex(value)
-    except ValueError:
-        raise _Usage(f"{what} is not hex") from None
+    text = value.strip()
+    bad = next((c for c in text if c not in "0123456789abcdefABCDEF"), None)
+    if bad is not None:
+        raise _Usage(f"{what} must be hex digits (0-9, a-f); {bad!r} is not one")
+    if len(text) % 2:
+        raise _Usage(f"{what} has an odd number of hex digits ({len(text)}); a byte is two")
+    return bytes.fromhex(text)
+
+
+# The library's policy messages name its keyword arguments; on the command line they are flags.
+_FLAG_NAMES = {"allow_simulated": "--allow-simulated", "allow_debug": "--allow-debug"}
+
+
+def _flag_words(message: str) -> str:
+    for name, flag in _FLAG_NAMES.items():
+        message = message.replace(name, flag)
+    return message
 
 
 def _when(text: str | None) -> datetime:
@@ -136,17 +151,29 @@ def _when(text: str | None) -> datetime:
 
 def _cmd_get(args: argparse.Namespace) -> int:
     import os
+    import shlex
 
     from teeprover.client import Client
 
-    nonce = _hex(args.nonce, "--nonce") if args.nonce else os.urandom(32)
+    nonce = (_hex(args.nonce, "--nonce") if args.nonce else None) or os.urandom(32)
     with Client(args.url) as client:
         doc = client.attestation(nonce)
     text = json.dumps(doc, indent=2) + "\n"
+    # The next step needs the nonce; with the document on stdout this goes to stderr.
+    notes = sys.stdout if args.out else sys.stderr
     if args.out:
         args.out.write_text(text)
     else:
         sys.stdout.write(text)
+    if doc.get("error"):
+        print(f"teeprover: the server could not attest: {doc['error']}", file=sys.stderr)
+        return EXIT_INVALID
+    verify_cmd = ["teeprover", "attestation", "verify", str(args.out or "DOC.json"), "--nonce", nonce.hex()]
+    if doc.get("platform") == "simulated":
+        verify_cmd.append("--allow-simulated")  # a simulated TEE: NOT SECURE, development only
+    print(f"nonce: {nonce.hex()}", file=notes)
+    print(f"platform: {doc.get('platform')}", file=notes)
+    print(f"verify with: {shlex.join(verify_cmd)}", file=notes)
     return EXIT_VALID
 
 
@@ -241,7 +268,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     elif result.ok:
         print(f"valid: {args.platform} evidence verified")
     else:
-        print(f"invalid: step {result.failed_step}: {result.message}")
+        print(f"invalid: step {result.failed_step}: {_flag_words(result.message)}")
     if result.ok:
         return EXIT_VALID
     return EXIT_MALFORMED if result.failed_step in MALFORMED_STEPS else EXIT_INVALID
