@@ -32,7 +32,7 @@ run: setup
 	TEEPROVER_PLATFORM=$${TEEPROVER_PLATFORM:-simulated} $(VENV)/bin/teeprover serve all
 
 test: setup deploy-tools
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --cov --cov-report=term
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
@@ -79,3 +79,16 @@ $(CHECKOV): deploy/tools/checkov-requirements.txt
 # Just the deploy checks: kustomize build + schema validation + checkov of every overlay, Envoy validation.
 deploy-check: setup deploy-tools
 	$(PY) -m pytest -q tests/deploy tests/unit/test_deploy.py
+
+# The specification's load plan, scaled to 2 cores (docs/loadtest.md): sustained, spike, stress through Envoy
+# with Locust (headless); every proof verified by the client. Report and plot in bench/results/.
+.PHONY: loadtest fuzz-atheris
+LOADTEST_ARGS ?=
+loadtest: setup
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,loadtest]'
+	$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+
+# Coverage-guided fuzzing (atheris) of the CBOR, ZKIR and preimage decoders: ATHERIS_RUNS inputs per target.
+ATHERIS_RUNS ?= 100000
+fuzz-atheris: setup
+	$(PY) -m tests.fuzz.atheris_run --runs $(ATHERIS_RUNS)
