@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 
 from teeprover.r1cs import R
-from teeprover.zkir.gadgets import bits as bitsg
 from teeprover.zkir.gadgets import lc
 from teeprover.zkir.gadgets.lc import LC, Synth
 
@@ -62,7 +61,10 @@ def pad(message: bytes) -> bytes:
 # ---------------------------------------------------------------- bits
 
 def _constant(x: Bit) -> int | None:
-    return lc.constant_value(x)
+    """The value of a constant bit, else ``None`` (inlined ``lc.constant_value``: this is the hot path)."""
+    if not x:
+        return 0
+    return x.get(0) if len(x) == 1 else None
 
 
 def const_word(x: int) -> Word:
@@ -73,13 +75,18 @@ def _not(x: Bit) -> Bit:
     return lc.sub(lc.ONE, x)
 
 
+# Each gadget below allocates the same variables in both modes; in prove mode it skips building the
+# constraint's linear combinations (``Synth.enforce`` records nothing then), which halves witness time.
+
 def _xor(s: Synth, a: Bit, b: Bit) -> Bit:
     ca, cb = _constant(a), _constant(b)
     if ca is not None:
         return _not(b) if ca else b
     if cb is not None:
         return _not(a) if cb else a
-    v = s.new_var(lambda: s.value(a) ^ s.value(b))
+    if s.proving:
+        return {s.new_var(s.value(a) ^ s.value(b)): 1}
+    v = s.new_var()
     s.enforce(lc.scale(a, 2), b, lc.sub(lc.add(a, b), {v: 1}))  # 2ab = a + b - (a xor b)
     return {v: 1}
 
@@ -95,7 +102,9 @@ def _ch(s: Synth, e: Bit, f: Bit, g: Bit) -> Bit:
         return f if ce else g
     if cf is not None and cg is not None:
         return lc.const(cf) if cf == cg else (e if cf else _not(e))
-    v = s.new_var(lambda: s.value(f) if s.value(e) else s.value(g))
+    if s.proving:
+        return {s.new_var(s.value(f) if s.value(e) else s.value(g)): 1}
+    v = s.new_var()
     s.enforce(e, lc.sub(f, g), lc.sub({v: 1}, g))
     return {v: 1}
 
@@ -106,7 +115,9 @@ def _and(s: Synth, a: Bit, b: Bit) -> Bit:
         return b if ca else {}
     if cb is not None:
         return a if cb else {}
-    v = s.new_var(lambda: s.value(a) * s.value(b))
+    if s.proving:
+        return {s.new_var(s.value(a) * s.value(b)): 1}
+    v = s.new_var()
     s.enforce(a, b, {v: 1})
     return {v: 1}
 
@@ -117,18 +128,22 @@ def _or(s: Synth, a: Bit, b: Bit) -> Bit:
 
 def _maj(s: Synth, a: Bit, b: Bit, c: Bit) -> Bit:
     """At least two of ``a, b, c``: ``p + c·(a + b − 2p)`` with ``p = a·b`` (2 constraints)."""
-    bits = [a, b, c]
-    consts = [k for k in map(_constant, bits) if k is not None]
-    free = [x for x in bits if _constant(x) is None]
-    if len(consts) == 3:
-        return lc.const(int(sum(consts) >= 2))
-    if len(consts) == 2:
-        return lc.const(consts[0]) if consts[0] == consts[1] else free[0]
-    if len(consts) == 1:
+    ka, kb, kc = _constant(a), _constant(b), _constant(c)
+    if ka is not None or kb is not None or kc is not None:
+        bits = [a, b, c]
+        consts = [k for k in (ka, kb, kc) if k is not None]
+        free = [x for x, k in zip(bits, (ka, kb, kc), strict=True) if k is None]
+        if len(consts) == 3:
+            return lc.const(int(sum(consts) >= 2))
+        if len(consts) == 2:
+            return lc.const(consts[0]) if consts[0] == consts[1] else free[0]
         return _or(s, free[0], free[1]) if consts[0] else _and(s, free[0], free[1])
     p = _and(s, a, b)
+    if s.proving:
+        va, vb, vc = s.value(a), s.value(b), s.value(c)
+        return {s.new_var(int(va + vb + vc >= 2)): 1}
     t = lc.sub(lc.add(a, b), lc.scale(p, 2))  # a xor b
-    v = s.new_var(lambda: s.value(p) + s.value(c) * s.value(t))
+    v = s.new_var()
     s.enforce(c, t, lc.sub({v: 1}, p))
     return {v: 1}
 
@@ -146,22 +161,36 @@ def _xor3_words(s: Synth, a: Word, b: Word, c: Word) -> Word:
 
 
 def _add(s: Synth, words: list[Word], constant: int = 0) -> Word:
-    """``(Σ words + constant) mod 2^32``: the sum decomposed into its bits (32 + carries)."""
-    total: dict[int, int] = {}
-    bound = constant
+    """``(Σ words + constant) mod 2^32``: the sum decomposed into 32 + carry bits (booleans + 1 constraint).
+
+    The sum is below ``2^35``, far below r, so its decomposition is unique.
+    """
+    bound = constant  # the largest possible sum: decides the number of carry bits
+    variable = False
     for w in words:
         for i, x in enumerate(w):
-            weight = 1 << i
-            for v, coeff in x.items():
-                total[v] = (total.get(v, 0) + coeff * weight) % R
             cx = _constant(x)
-            bound += weight * (1 if cx is None else cx)
-    total[0] = (total.get(0, 0) + constant) % R
-    total = {v: coeff for v, coeff in total.items() if coeff}
-    ct = _constant(total)
-    if ct is not None:
-        return const_word(ct & _MASK)
-    return [lc.var(b) for b in bitsg.decompose(s, total, max(32, bound.bit_length()))[:32]]
+            if cx is None:
+                variable = True
+                bound += 1 << i
+            else:
+                bound += cx << i
+    if not variable:
+        return const_word(bound & _MASK)
+    n = max(32, bound.bit_length())
+    if s.proving:
+        value = constant + sum(s.value(x) << i for w in words for i, x in enumerate(w))
+        return [{s.new_var(value >> i & 1): 1} for i in range(n)][:32]
+    total: dict[int, int] = {0: constant}
+    for w in words:
+        for i, x in enumerate(w):
+            for v, coeff in x.items():
+                total[v] = (total.get(v, 0) + (coeff << i)) % R
+    bits = [s.new_var() for _ in range(n)]
+    for b in bits:
+        s.enforce({b: 1}, {b: 1}, {b: 1})
+    s.enforce(lc.weighted_sum(bits), lc.ONE, {v: coeff for v, coeff in total.items() if coeff})
+    return [{b: 1} for b in bits[:32]]
 
 
 def _big_sigma0(s: Synth, x: Word) -> Word:
