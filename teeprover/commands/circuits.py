@@ -25,7 +25,9 @@ def register(sub: Any) -> None:
     s.add_argument("--keys-dir", type=Path, help="with --builtin: the key store (default: CACHE/keys)")
     s.add_argument("--dev-params", action="store_true",
                    help="with --builtin: generate missing INSECURE development parameters")
-    s.add_argument("--k", type=int, help="parameter size to use (default: the circuit's k)")
+    s.add_argument("--k", type=_k_argument, metavar="K",
+                   help="the k (10..24) the keys must have: refused unless it is the circuit's own k "
+                        "(Groth16 keys are for the circuit's domain; parameters of any size >= k serve)")
     s.add_argument("--ptau", type=Path, help="prepared .ptau file (default: from the parameter cache)")
     s.set_defaults(func=_guard(_setup))
 
@@ -62,6 +64,18 @@ def register(sub: Any) -> None:
     c.set_defaults(func=_guard(_check))
 
 
+def _k_argument(text: str) -> int:
+    """``--k``: an integer in 10..24, with the words of ``params generate``."""
+    from teeprover.params.manifest import check_k
+
+    try:
+        return check_k(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"k must be an integer, not {text!r}") from None
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def _guard(fn: Any) -> Any:
     def run(args: argparse.Namespace) -> int:
         try:
@@ -91,8 +105,8 @@ def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> A
             except TeeProverError:
                 continue
             return read_ptau(store.ensure(power))
-    raise InvalidInput(f"no parameters of size >= {k} in the manifest; run `teeprover params generate {k} --dev` "
-                       "or `teeprover params fetch K`")
+    raise InvalidInput(f"no parameters of size >= {k} in the manifest: run `teeprover params fetch {k}`, or "
+                       f"`teeprover params generate {k} --dev` for INSECURE development ones")
 
 
 def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None,
@@ -105,8 +119,14 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
 
     circuit = zkir.load_circuit(circuit_bytes)
     compiled = zkir.compile_circuit(circuit)
+    if k is not None and k != compiled.k:
+        raise InvalidInput(
+            f"--k {k}: the circuit's k is {compiled.k}" + (
+                ", so its keys cannot be smaller" if k < compiled.k else
+                "; Groth16 keys are made for the circuit's own domain, so drop --k (parameters of any size "
+                f">= {compiled.k} serve)"), details={"k": k, "circuit_k": compiled.k})
     n = compiled.r1cs.domain_size()
-    power = max(k or compiled.k, n.bit_length() - 1)
+    power = max(compiled.k, n.bit_length() - 1)
     params = load_ptau_for(power, ptau, cache).lagrange_params(n)
     pk = generate_keys(compiled.r1cs, params)
     meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
