@@ -68,42 +68,67 @@ def add(p: Point, q: Point) -> Point:
             (y1 * y2 - A * x1 * x2) * pow(1 - c, -1, R) % R)
 
 
-def mul_int(p: Point, k: int) -> Point:
-    """``k * p`` for an integer ``k >= 0`` (projective double-and-add, one inversion at the end)."""
-    # add-2008-bbjlp (complete for a square a and non-square d) in projective (X : Y : Z).
-    def padd(P: tuple[int, int, int], Qp: tuple[int, int, int]) -> tuple[int, int, int]:
-        X1, Y1, Z1 = P
-        X2, Y2, Z2 = Qp
-        a_ = Z1 * Z2 % R
-        b_ = a_ * a_ % R
-        c_ = X1 * X2 % R
-        d_ = Y1 * Y2 % R
-        e_ = D * c_ % R * d_ % R
-        f_ = (b_ - e_) % R
-        g_ = (b_ + e_) % R
-        return (a_ * f_ % R * ((X1 + Y1) * (X2 + Y2) - c_ - d_) % R,
-                a_ * g_ % R * (d_ - A * c_) % R,
-                f_ * g_ % R)
+_D2 = 2 * D % R
+Extended = tuple[int, int, int, int]  # (X : Y : Z : T) with x = X/Z, y = Y/Z, T = XY/Z
 
-    acc = (0, 1, 1)
-    base = (p[0], p[1], 1)
-    for bit in bin(k)[2:] if k > 0 else "":
-        acc = padd(acc, acc)
-        if bit == "1":
-            acc = padd(acc, base)
+
+def _ext_add(p: Extended, q: Extended) -> Extended:
+    """add-2008-hwcd-3 for a = -1: unified and complete (a square, d not)."""
+    X1, Y1, Z1, T1 = p
+    X2, Y2, Z2, T2 = q
+    a = (Y1 - X1) * (Y2 - X2) % R
+    b = (Y1 + X1) * (Y2 + X2) % R
+    c = T1 * _D2 % R * T2 % R
+    d = 2 * Z1 * Z2 % R
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return e * f % R, g * h % R, f * g % R, e * h % R
+
+
+def _ext_double(p: Extended) -> Extended:
+    """dbl-2008-hwcd for a = -1."""
+    X1, Y1, Z1, _ = p
+    a = X1 * X1 % R
+    b = Y1 * Y1 % R
+    c = 2 * Z1 * Z1 % R
+    e = ((X1 + Y1) * (X1 + Y1) - a - b) % R
+    g = b - a
+    f = g - c
+    h = -a - b
+    return e * f % R, g * h % R, f * g % R, e * h % R
+
+
+def mul_int(p: Point, k: int) -> Point:
+    """``k * p`` for an integer ``k >= 0``: extended coordinates, 4-bit windows, one inversion at the end."""
+    base: Extended = (p[0], p[1], 1, p[0] * p[1] % R)
+    table: list[Extended] = [(0, 1, 1, 0), base]
+    for _ in range(14):
+        table.append(_ext_add(table[-1], base))
+    acc: Extended = (0, 1, 1, 0)
+    for shift in range((max(k.bit_length(), 1) + 3) // 4 * 4 - 4, -1, -4):
+        acc = _ext_double(_ext_double(_ext_double(_ext_double(acc))))
+        digit = k >> shift & 15
+        if digit:
+            acc = _ext_add(acc, table[digit])
     zi = pow(acc[2], -1, R)
     return acc[0] * zi % R, acc[1] * zi % R
 
 
+@functools.lru_cache(maxsize=4096)
+def cofactor_root(p: Point) -> Point:
+    """``(8^-1 mod Q) * p``: the point whose eightfold is ``p`` when ``p`` lies in the subgroup."""
+    return mul_int(p, pow(COFACTOR, -1, Q))
+
+
 def in_subgroup(p: Point) -> bool:
-    return on_curve(p) and mul_int(p, Q) == IDENTITY
+    """On the curve and ``8 * root == p``: true exactly for the subgroup, since ``8 * E`` is the subgroup."""
+    return on_curve(p) and mul_int(cofactor_root(p), COFACTOR) == p
 
 
 def point_error(p: Point) -> str | None:
     """Why Midnight's VM refuses ``p`` as an input point, or ``None`` if it accepts it."""
     if not on_curve(p):
         return f"elliptic curve point not on curve: ({p[0]}, {p[1]})"
-    if mul_int(p, Q) != IDENTITY:
+    if not in_subgroup(p):
         return f"elliptic curve point not in the prime-order subgroup: ({p[0]}, {p[1]})"
     return None
 
@@ -117,7 +142,14 @@ GENERATOR: Point = mul_int(_BASE, COFACTOR)
 
 
 def mul_generator(scalar: int) -> Point:
-    return mul(GENERATOR, scalar)
+    """``mul(GENERATOR, scalar)`` by the fixed-base tables the gadget uses (85 additions)."""
+    k = scalar % Q
+    acc: Extended = (0, 1, 1, 0)
+    for j, table in enumerate(generator_tables()):
+        x, y = table[k >> (_WINDOW * j) & 7]
+        acc = _ext_add(acc, (x, y, 1, x * y % R))
+    zi = pow(acc[2], -1, R)
+    return acc[0] * zi % R, acc[1] * zi % R
 
 
 # ---------------------------------------------------------------- small R1CS helpers
@@ -224,8 +256,11 @@ def _inv(x: int) -> int:
     return pow(x, -1, R) if x % R else 0
 
 
-def point_add(s: Synth, p: PointLC, q: PointLC) -> PointLC:
-    """Complete addition, 6 constraints (the Sapling form, with ``a = -1``)."""
+def point_add(s: Synth, p: PointLC, q: PointLC, result: Point | None = None) -> PointLC:
+    """Complete addition, 6 constraints (the Sapling form, with ``a = -1``).
+
+    ``result`` (prove mode, optional) is the sum's value when the caller already has it.
+    """
     (x1, y1), (x2, y2) = p, q
     x1v, y1v, x2v, y2v = _values(s, x1, y1, x2, y2)
     av, bv = x1v * y2v % R, y1v * x2v % R
@@ -239,20 +274,24 @@ def point_add(s: Synth, p: PointLC, q: PointLC) -> PointLC:
     s.enforce(y1, x2, b)
     c = _var(s, cv)
     s.enforce(lc.scale(a, D), b, c)  # d x1 x2 y1 y2
-    x3 = _var(s, (av + bv) * _inv(1 + cv))
+    if result is None and s.proving:
+        result = (av + bv) * _inv(1 + cv) % R, (tv - av - bv) * _inv(1 - cv) % R
+    x3v, y3v = result or (0, 0)
+    x3 = _var(s, x3v)
     s.enforce(x3, lc.add(lc.ONE, c), lc.add(a, b))
-    y3 = _var(s, (tv - av - bv) * _inv(1 - cv))
+    y3 = _var(s, y3v)
     s.enforce(y3, lc.sub(lc.ONE, c), lc.sub(lc.sub(t, a), b))  # y1y2 + x1x2 = y1y2 - a x1x2
     return x3, y3
 
 
 def point_double(s: Synth, p: PointLC, squares: tuple[LC, LC] | None = None,
-                 out: PointLC | None = None) -> PointLC:
+                 out: PointLC | None = None, result: Point | None = None) -> PointLC:
     """``2p`` for a point known to be on the curve: 5 constraints, 3 given ``(x^2, y^2)``.
 
     On the curve ``1 + d x^2 y^2 = y^2 - x^2``, so ``x' = 2xy / (y^2 - x^2)`` and
     ``y' = (y^2 + x^2) / (2 - y^2 + x^2)``; both denominators are non-zero for
-    every curve point.  With ``out`` the result is constrained to equal ``out``.
+    every curve point.  With ``out`` the result is constrained to equal ``out``;
+    ``result`` (prove mode, optional) is its value when the caller already has it.
     """
     x, y = p
     xv, yv = _values(s, x, y)
@@ -271,10 +310,13 @@ def point_double(s: Synth, p: PointLC, squares: tuple[LC, LC] | None = None,
         s.enforce(out[0], den_x, lc.scale(xy, 2))
         s.enforce(out[1], den_y, num_y)
         return out
-    xxv, yyv = xv * xv % R, yv * yv % R
-    x2 = _var(s, 2 * xv * yv * _inv(yyv - xxv))
+    if result is None and s.proving:
+        xxv, yyv = xv * xv % R, yv * yv % R
+        result = 2 * xv * yv * _inv(yyv - xxv) % R, (yyv + xxv) * _inv(2 + xxv - yyv) % R
+    x2v, y2v = result or (0, 0)
+    x2 = _var(s, x2v)
     s.enforce(x2, den_x, lc.scale(xy, 2))
-    y2 = _var(s, (yyv + xxv) * _inv(2 + xxv - yyv))
+    y2 = _var(s, y2v)
     s.enforce(y2, den_y, num_y)
     return x2, y2
 
@@ -293,12 +335,11 @@ def assert_in_subgroup(s: Synth, p: PointLC) -> None:
     ``8 * E`` is exactly the prime-order subgroup, and it implies ``p`` is on the
     curve.  In prove mode the caller has checked ``p`` (:func:`point_error`).
     """
-    inv8 = pow(COFACTOR, -1, Q)
     root_value: list[Point] = []
 
     def root(i: int) -> int:
         if not root_value:
-            root_value.append(mul_int((s.value(p[0]), s.value(p[1])), inv8))
+            root_value.append(cofactor_root((s.value(p[0]), s.value(p[1]))))
         return root_value[0][i]
 
     r = lc.var(s.new_var(lambda: root(0))), lc.var(s.new_var(lambda: root(1)))
@@ -356,14 +397,47 @@ def gadget_mul(s: Synth, p: PointLC, scalar: LC) -> PointLC:
     ident = const_point(IDENTITY)
     p2 = point_double(s, p)
     p3 = point_add(s, p2, p)
+    trace = iter(_mul_trace(s.value(p[0]), s.value(p[1]), s.value(scalar)) if s.proving else ())
     acc = select_point(s, bits[-1], p, ident)  # the top bit alone (255 is odd)
     for i in range(SCALAR_BITS - 2, 0, -2):
         hi, lo = bits[i], bits[i - 1]
-        acc = point_double(s, point_double(s, acc))
+        acc = point_double(s, point_double(s, acc, result=next(trace, None)), result=next(trace, None))
         even = select_point(s, hi, p2, ident)
         odd = select_point(s, hi, p3, p)
-        acc = point_add(s, acc, select_point(s, lo, odd, even))
+        acc = point_add(s, acc, select_point(s, lo, odd, even), result=next(trace, None))
     return mark_checked(s, acc)
+
+
+def _normalize(points: list[Extended]) -> list[Point]:
+    """Affine values of many extended points with one inversion (Montgomery's trick)."""
+    prefix = [1]
+    for pt in points:
+        prefix.append(prefix[-1] * pt[2] % R)
+    inv = pow(prefix[-1], -1, R)
+    out: list[Point] = [IDENTITY] * len(points)
+    for i in range(len(points) - 1, -1, -1):
+        zi = inv * prefix[i] % R
+        inv = inv * points[i][2] % R
+        out[i] = points[i][0] * zi % R, points[i][1] * zi % R
+    return out
+
+
+def _mul_trace(x: int, y: int, k: int) -> list[Point]:
+    """The values :func:`gadget_mul` computes, in order: per window ``2 acc``, ``4 acc``, ``4 acc + digit p``."""
+    base: Extended = (x, y, 1, x * y % R)
+    table = [(0, 1, 1, 0), base]
+    for _ in range(2):
+        table.append(_ext_add(table[-1], base))
+    acc = table[k >> (SCALAR_BITS - 1) & 1]
+    out: list[Extended] = []
+    for i in range(SCALAR_BITS - 2, 0, -2):
+        acc = _ext_double(acc)
+        out.append(acc)
+        acc = _ext_double(acc)
+        out.append(acc)
+        acc = _ext_add(acc, table[k >> (i - 1) & 3])
+        out.append(acc)
+    return _normalize(out)
 
 
 _WINDOW = 3
@@ -400,10 +474,18 @@ def _lookup3(s: Synth, b0: LC, b1: LC, b2: LC, table: tuple[Point, ...]) -> Poin
 def gadget_mul_generator(s: Synth, scalar: LC) -> PointLC:
     """``ec_mul_generator``: fixed-base 3-bit windows over constant tables (3 + 6 constraints per window)."""
     bits = [lc.var(b) for b in canonical_bits(s, scalar)]
+    tables = generator_tables()
+    sums: list[Point] = []
+    if s.proving:  # the running sums, normalized with one inversion
+        k, ext = s.value(scalar), [(0, 1, 1, 0)]
+        for j, table in enumerate(tables):
+            x, y = table[k >> (_WINDOW * j) & 7]
+            ext.append(_ext_add(ext[-1], (x, y, 1, x * y % R)))
+        sums = _normalize(ext[2:])
     acc: PointLC | None = None
-    for j, table in enumerate(generator_tables()):
+    for j, table in enumerate(tables):
         b0, b1, b2 = bits[_WINDOW * j:_WINDOW * j + _WINDOW]
         term = _lookup3(s, b0, b1, b2, table)
-        acc = term if acc is None else point_add(s, acc, term)
+        acc = term if acc is None else point_add(s, acc, term, result=sums[j - 1] if sums else None)
     assert acc is not None
     return mark_checked(s, acc)
