@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teeprover.commands._common import EXIT_INVALID, EXIT_OK, cache_dir, fail, read_input
+from teeprover.commands._progress import QUIET, Progress
 from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
 
 if TYPE_CHECKING:
@@ -110,15 +111,16 @@ def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> A
 
 
 def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None,
-               cache: Path | None = None) -> dict[str, Any]:
+               cache: Path | None = None, progress: Progress = QUIET) -> dict[str, Any]:
     from teeprover import zkir
     from teeprover.groth16 import encoding
     from teeprover.groth16.setup import generate_keys
     from teeprover.keystore import write_key_dir
     from teeprover.snarkjs.export import verification_key_json
 
-    circuit = zkir.load_circuit(circuit_bytes)
-    compiled = zkir.compile_circuit(circuit)
+    with progress.stage("compiling the circuit"):
+        circuit = zkir.load_circuit(circuit_bytes)
+        compiled = zkir.compile_circuit(circuit)
     if k is not None and k != compiled.k:
         raise InvalidInput(
             f"--k {k}: the circuit's k is {compiled.k}" + (
@@ -127,14 +129,17 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
                 f">= {compiled.k} serve)"), details={"k": k, "circuit_k": compiled.k})
     n = compiled.r1cs.domain_size()
     power = max(compiled.k, n.bit_length() - 1)
-    params = load_ptau_for(power, ptau, cache).lagrange_params(n)
-    pk = generate_keys(compiled.r1cs, params)
+    with progress.stage(f"loading parameters (k={power})"):
+        params = load_ptau_for(power, ptau, cache).lagrange_params(n)
+    with progress.stage(f"generating keys ({compiled.r1cs.num_constraints} constraints)"):
+        pk = generate_keys(compiled.r1cs, params)
     meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
             "constraints": compiled.r1cs.num_constraints, "public_inputs": compiled.r1cs.num_public,
             "created": dt.datetime.now(dt.UTC).isoformat(), "made_by": "teeprover setup"}
-    write_key_dir(out, circuit=circuit.to_cbor(), prover_key=encoding.encode_proving_key(pk),
-                  verifier_key=encoding.encode_verifying_key(pk.vk), verification_key_json=verification_key_json(pk.vk),
-                  meta=meta)
+    with progress.stage(f"writing keys to {out}"):
+        write_key_dir(out, circuit=circuit.to_cbor(), prover_key=encoding.encode_proving_key(pk),
+                      verifier_key=encoding.encode_verifying_key(pk.vk),
+                      verification_key_json=verification_key_json(pk.vk), meta=meta)
     return meta
 
 
@@ -143,7 +148,7 @@ def _setup(args: argparse.Namespace) -> int:
         return _setup_builtin(args)
     if args.circuit is None or args.out is None:
         raise InvalidInput("setup needs CIRCUIT and -o/--out (or --builtin)")
-    meta = setup_keys(read_input(args.circuit, "circuit"), args.out, k=args.k, ptau=args.ptau)
+    meta = setup_keys(read_input(args.circuit, "circuit"), args.out, k=args.k, ptau=args.ptau, progress=Progress())
     print(f"keys written to {args.out} (k={meta['k']}, {meta['constraints']} constraints, "
           f"{meta['public_inputs']} public inputs)")
     return EXIT_OK
@@ -188,20 +193,24 @@ def _prove(args: argparse.Namespace) -> int:
         material = zkir.ProvingKeyMaterial(prover_key=files.prover_key, verifier_key=files.verifier_key,
                                            ir_source=circuit_bytes)
     request = zkir.ProveRequest(preimage, material, None)
+    progress = Progress()
     vk: VerifyingKey | None
     if args.url:
-        proof_bytes = _remote_prove(args.url, args.api_key, request, seal=args.seal,
-                                    allow_simulated=args.allow_simulated)
+        with progress.stage(f"proving on {args.url}"):
+            proof_bytes = _remote_prove(args.url, args.api_key, request, seal=args.seal,
+                                        allow_simulated=args.allow_simulated)
         proof = encoding.decode_proof(proof_bytes)
-        compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
-        _, public = zkir.generate_witness(compiled, preimage)
+        with progress.stage("computing the public inputs"):
+            compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
+            _, public = zkir.generate_witness(compiled, preimage)
         vk = encoding.decode_verifying_key(vk_bytes) if vk_bytes else None
     else:
         if material is None:
             raise InvalidInput("local proving needs --keys DIR (from `teeprover setup`)")
         from teeprover.proving import Prover
 
-        result = Prover(None).prove(request)
+        with progress.stage("proving"):
+            result = Prover(None).prove(request)
         proof, public, vk = result.proof, result.public_inputs, result.verifying_key
     args.out.write_bytes(encoding.encode_proof(proof))
     if args.snarkjs:

@@ -76,8 +76,11 @@ def generate_dev(k: int, cache: Path | None = None) -> Path:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from teeprover.commands._progress import Progress
+
     try:
-        path = generate_dev(args.k)
+        with Progress().stage(f"generating INSECURE development parameters for k={args.k}"):
+            path = generate_dev(args.k)
     except TeeProverError as exc:
         return fail(exc)
     except ValueError as exc:
