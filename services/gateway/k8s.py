@@ -11,9 +11,11 @@ Service, so Envoy sees every pod (STRICT_DNS) and spreads the work itself (:func
   a killed or partitioned pod is ejected after two of them.  HTTP 5xx is not counted: a busy
   prover answers 503 "queue full", which is load, not a fault;
 * **active gRPC health checks** of each pod: a draining prover (NOT_SERVING) stops getting work;
-* **retries only where nothing ran**: ``connect-failure`` and ``refused-stream`` (the pod never
-  saw the request), on another pod.  Never ``reset`` or a timeout: the proof may have run, and a
-  timed-out proof would only time out again somewhere else while holding a second worker;
+* **retries only where nothing ran**: ``connect-failure``, ``refused-stream`` and
+  ``reset-before-request`` (the pod never saw the request: no connection, the HTTP/2 stream
+  refused, or the connection gone before a byte of the request was sent), on another pod.  Never
+  ``reset`` or a timeout: the proof may have run, and a timed-out proof would only time out again
+  somewhere else while holding a second worker;
 * a 503 that Envoy makes itself (no healthy pod, the pod died mid-request) carries
   ``Retry-After``, so a wallet knows to come back rather than give up.
 
@@ -37,7 +39,7 @@ OUTPUT = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base" / "envo
 
 # Clusters of many pods (the prover Deployment serves both); params is one pod with its disk.
 BALANCED = {"prover": "teeprover.v1.Prover", "attestor": "teeprover.v1.Attestor"}
-RETRY_ON = "connect-failure,refused-stream"
+RETRY_ON = "connect-failure,refused-stream,reset-before-request"
 RETRY_AFTER_S = 1  # on Envoy's own 503: another pod (or this one, restarted) is usually there at once
 
 K8S_CONFIG = GatewayConfig(bind_host="0.0.0.0", port=6300, tls_port=6443, tls_cert=Path("/etc/teeprover/tls/tls.crt"),
@@ -97,8 +99,9 @@ def _retry_after_on_local_503(listener: dict[str, Any]) -> None:
             for mapper in flt["typed_config"].get("local_reply_config", {}).get("mappers", []):
                 if mapper["filter"].get("status_code_filter", {}).get("comparison", {}).get(
                         "value", {}).get("default_value") == 503:
-                    mapper["headers_to_add"] = [{"header": {"key": "retry-after", "value": str(RETRY_AFTER_S)},
-                                                 "append_action": "ADD_IF_ABSENT"}]
+                    mapper.setdefault("headers_to_add", []).append(
+                        {"header": {"key": "retry-after", "value": str(RETRY_AFTER_S)},
+                         "append_action": "ADD_IF_ABSENT"})
 
 
 def _retry_balanced_routes(listener: dict[str, Any]) -> None:

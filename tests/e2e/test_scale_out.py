@@ -98,8 +98,19 @@ def _healthy_hosts(admin_port: int) -> int:
                if line.startswith("prover::") and line.endswith("::health_flags::healthy"))
 
 
+def _host_stats(admin_port: int) -> dict[tuple[str, int], dict[str, str]]:
+    """Envoy's per-host view of the prover cluster (admin /clusters: ``prover::HOST:PORT::NAME::VALUE``)."""
+    hosts: dict[tuple[str, int], dict[str, str]] = {}
+    for line in httpx.get(f"http://127.0.0.1:{admin_port}/clusters", timeout=5).text.splitlines():
+        parts = line.split("::")
+        if len(parts) == 4 and parts[0] == "prover" and ":" in parts[1]:
+            host, _, port = parts[1].rpartition(":")
+            hosts.setdefault((host, int(port)), {})[parts[2]] = parts[3]
+    return hosts
+
+
 @contextmanager
-def prover_cluster(replicas: int) -> Iterator[tuple[str, list[Replica]]]:
+def prover_cluster(replicas: int) -> Iterator[tuple[str, list[Replica], int]]:
     with tempfile.TemporaryDirectory(prefix="tp-scale-") as tmp:
         run = Path(tmp)
         pods = [_start_replica(run, i) for i in range(replicas)]
@@ -120,7 +131,7 @@ def prover_cluster(replicas: int) -> Iterator[tuple[str, list[Replica]]]:
                 if envoy.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("Envoy not ready:\n" + (run / "envoy.log").read_text()[-3000:])
                 time.sleep(0.1)
-            yield f"http://127.0.0.1:{cfg.port}", pods
+            yield f"http://127.0.0.1:{cfg.port}", pods, cfg.admin_port
         finally:
             if envoy is not None and envoy.poll() is None:
                 envoy.terminate()
@@ -166,7 +177,7 @@ def _load(url: str, bindings: list[int], concurrency: int) -> list[Outcome]:
 
 def test_sigkill_of_one_replica_under_load_loses_no_request(chain_keys: Path) -> None:
     vk = encoding.decode_verifying_key(read_key_dir(chain_keys, CHAIN).verifier_key)
-    with prover_cluster(2) as (url, pods):
+    with prover_cluster(2) as (url, pods, admin):
         bindings = list(range(1000, 1016))
         with ThreadPoolExecutor(4) as pool:
             futures = [pool.submit(_prove, url, b) for b in bindings]
@@ -177,6 +188,10 @@ def test_sigkill_of_one_replica_under_load_loses_no_request(chain_keys: Path) ->
             killed_at = time.monotonic()
             pods[0].kill()
             outcomes = [f.result(timeout=REQUEST_TIMEOUT + 10) for f in futures]
+        stats = _host_stats(admin)
+    # Both replicas took work before the kill, and Envoy's health checks saw the dead one go.
+    assert all(int(stats[("127.0.0.1", p.port)]["rq_total"]) >= 1 for p in pods), stats
+    assert "failed_active_hc" in stats[("127.0.0.1", pods[0].port)]["health_flags"]
     kinds = [_check(o, vk) for o in outcomes]
     print("\nafter SIGKILL:", [(round(o.started - killed_at, 2), k) for o, k in zip(outcomes, kinds, strict=True)])
     # Requests sent after the kill were never seen by the dead replica, or were refused before they
@@ -194,7 +209,7 @@ def test_two_one_worker_replicas_prove_about_twice_as_fast_as_one(chain_keys: Pa
     vk = encoding.decode_verifying_key(read_key_dir(chain_keys, CHAIN).verifier_key)
     rates = {}
     for replicas in (1, 2):
-        with prover_cluster(replicas) as (url, _):
+        with prover_cluster(replicas) as (url, _, _):
             _load(url, [1, 2], 2)  # warm both workers (keys loaded, code paths hot)
             bindings = list(range(2000, 2032))
             start = time.monotonic()
