@@ -195,5 +195,13 @@ def run(target: Target, examples: int, outcome: Outcome | None = None, *, derand
     def property_(data: bytes) -> None:
         call(target, data, outcome)
 
-    property_()
+    try:
+        property_()
+    except BaseExceptionGroup as group:
+        # Hypothesis sees BudgetSpent as a failure, replays it and, as the replay differs, wraps it in a
+        # FlakyFailure group: a group of nothing but BudgetSpent is the budget, not a bug.
+        _, rest = group.split(BudgetSpent)
+        if rest is None:
+            raise BudgetSpent(f"budget spent after {outcome.calls} inputs") from None
+        raise
     return outcome

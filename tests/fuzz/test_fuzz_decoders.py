@@ -75,3 +75,15 @@ def test_regression_ptau_without_section_6_is_malformed(tmp_path) -> None:
     ptau.write_ptau(tmp_path / "no6.ptau", 2, sections)
     with pytest.raises(MalformedEncoding):
         ptau.read_ptau(tmp_path / "no6.ptau").lagrange_params(4)
+
+
+def test_a_spent_budget_stops_the_run_and_is_not_reported_as_a_bug() -> None:
+    # Regression: hypothesis wrapped BudgetSpent in a FlakyFailure, so every `make fuzz` target that reached
+    # its budget was printed as a BUG.
+    import time
+
+    target = _TARGETS["preimage-cbor"]
+    outcome = _harness.Outcome(stop_at=time.monotonic() + 0.3)
+    with pytest.raises(_harness.BudgetSpent):
+        _harness.run(target, 1_000_000, outcome)
+    assert 0 < outcome.calls < 1_000_000
