@@ -126,6 +126,14 @@ class Client:
             body = hpke.seal(seal_to.hpke_public_key, body)
         return self._send("POST", "/prove", content=body, headers={"content-type": "application/cbor"}).content
 
+    def verifying_key(self, key_location: str, *, snarkjs_json: bool = False) -> bytes:
+        """The verifying key of a circuit the server holds: CBOR (``encoding.decode_verifying_key``), or
+        snarkjs ``verification_key.json`` text.  Pin it (e.g. its SHA-256) before trusting proofs with it."""
+        from urllib.parse import quote
+
+        accept = "application/json" if snarkjs_json else "application/cbor"
+        return self._send("GET", f"/verifying-key/{quote(key_location, safe='/')}", headers={"accept": accept}).content
+
     def k(self, circuit: bytes, *, json_body: bool) -> int:
         ctype = "application/json" if json_body else "application/cbor"
         return int(self._send("POST", "/k", content=circuit, headers={"content-type": ctype}).text)

@@ -109,6 +109,28 @@ class KeyStore:
     def get(self, location: str) -> KeyFiles:
         return read_key_dir(self.path(location), location)
 
+    def verifying_key(self, location: str, *, snarkjs_json: bool = False) -> bytes:
+        """``vk.cbor`` (or snarkjs ``verification_key.json``) of ``location``, without reading the proving key.
+
+        Served only from a complete key directory (``key.json`` present) and only when the file matches
+        the hash our setup recorded there; otherwise :class:`NotFound`.
+        """
+        directory = self.path(location)
+        name = "verification_key.json" if snarkjs_json else "vk.cbor"
+        try:
+            record = json.loads((directory / "key.json").read_text())
+            data = (directory / name).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"no keys for key_location {location!r}", details={"key_location": location}) from None
+        except (OSError, ValueError) as exc:
+            raise NotFound(f"keys for {location!r} are unreadable: {type(exc).__name__}",
+                           details={"key_location": location}) from None
+        recorded = record.get("sha256", {}) if isinstance(record, dict) else {}
+        if recorded.get(name) != hashlib.sha256(data).hexdigest():
+            raise NotFound(f"the verifying key of {location!r} does not match its key.json",
+                           details={"key_location": location})
+        return data
+
     def locations(self) -> list[str]:
         if not self.root.is_dir():
             return []

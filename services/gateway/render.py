@@ -55,6 +55,7 @@ POLICIES: dict[str, Policy] = {
     "Prover.Prove": Policy(protected=True, timeout_s=660),
     "Prover.ProveTx": Policy(protected=True, timeout_s=660, response_headers=PROVE_TX_HEADERS),
     "Prover.K": Policy(protected=True, timeout_s=60),
+    "Prover.VerifyingKey": Policy(timeout_s=30),
     "Attestor.GetAttestation": Policy(timeout_s=10),
     "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True,
                                  variable_values=tuple(str(k) for k in range(K_MIN, K_MAX + 1))),
@@ -128,8 +129,9 @@ def _query_fields(message: descriptor_pb2.DescriptorProto | None, path: str, bod
 def _path_match(path: str) -> dict[str, Any]:
     if "{" not in path:
         return {"path": path}
-    # "/fetch-params/{k}" → one path segment in place of each variable.
-    regex = re.sub(r"\{[^}]+\}", "[^/]+", path)
+    # "/fetch-params/{k}" → one path segment in place of each variable; "{key_location=**}" → one or more.
+    regex = re.sub(r"\{[^}=]+=\*\*\}", ".+", path)
+    regex = re.sub(r"\{[^}]+\}", "[^/]+", regex)
     return {"safe_regex": {"regex": regex}}
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from teeprover import __version__, hpke
 from teeprover.errors import InvalidInput, NotFound, Overloaded, PayloadTooLarge, Unavailable
+from teeprover.keystore import KeyStore
 
 if TYPE_CHECKING:
     from services.prover.builtin import BuiltinKeys
@@ -119,6 +120,7 @@ class ProverCore:
         self.draining = False
         self.hpke_keys: hpke.KeyPair | None = None
         self.builtin: BuiltinKeys | None = None  # Midnight's built-in keys, set up in the background
+        self.keys: KeyStore | None = None  # the key store, for GET /verifying-key
 
     # -- status -----------------------------------------------------------------
     def health(self) -> dict[str, str]:
@@ -135,6 +137,11 @@ class ProverCore:
             # Each built-in key's state (ready, setting_up, pending, failed); other circuits prove meanwhile.
             "builtin_keys": self.builtin.states() if self.builtin is not None else {},
         }
+
+    def verifying_key(self, location: str, *, snarkjs_json: bool) -> bytes:
+        if self.keys is None:
+            raise NotFound("this prover has no key store", details={"key_location": location})
+        return self.keys.verifying_key(location, snarkjs_json=snarkjs_json)
 
     # -- work -------------------------------------------------------------------
     def _admit(self, kind: str, body: bytes, content_type: str, allowed: set[str]) -> None:

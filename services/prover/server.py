@@ -20,6 +20,7 @@ from services.prover.service import ProverServicer
 from teeprover import builtin_keys, hpke
 from teeprover.apikeys import KeyRing
 from teeprover.errors import Unauthenticated
+from teeprover.keystore import KeyStore
 from teeprover.v1 import prover_pb2_grpc
 
 log = logging.getLogger("teeprover.prover")
@@ -75,6 +76,7 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
     core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
                       version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics)
     prover_metrics.watch_pool(pool.stats)
+    core.keys = KeyStore(config.keys_dir or config.cache_dir / "keys")
     core.hpke_keys = hpke.generate()
     builtin = builtin_keys.parse_selection(config.builtin_keys)
     if builtin:

@@ -59,6 +59,14 @@ class ProverServicer(prover_pb2_grpc.ProverServicer):
     def K(self, request: httpbody_pb2.HttpBody, context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
         return self._run("k", request, context, "text/plain")
 
+    def VerifyingKey(self, request: prover_pb2.VerifyingKeyRequest,
+                     context: grpc.ServicerContext) -> httpbody_pb2.HttpBody:
+        # Envoy passes the REST request's headers as metadata: Accept picks snarkjs JSON over CBOR.
+        accept = next((v for k, v in context.invocation_metadata() if k == "accept"), "")
+        as_json = isinstance(accept, str) and "application/json" in accept.lower()
+        data = self.core.verifying_key(request.key_location, snarkjs_json=as_json)
+        return httpbody_pb2.HttpBody(content_type="application/json" if as_json else "application/cbor", data=data)
+
 
 class _NotReady(Unavailable):
     """Ready's 503 carries the pool state in the body as well as the error fields."""

@@ -197,13 +197,21 @@ def _prove(args: argparse.Namespace) -> int:
     vk: VerifyingKey | None
     if args.url:
         with progress.stage(f"proving on {args.url}"):
-            proof_bytes = _remote_prove(args.url, args.api_key, request, seal=args.seal,
-                                        allow_simulated=args.allow_simulated)
+            # Without --keys, --snarkjs takes the verifying key the server holds for the preimage's key_location.
+            proof_bytes, served_vk = _remote_prove(args.url, args.api_key, request, seal=args.seal,
+                                                   allow_simulated=args.allow_simulated,
+                                                   want_vk=bool(args.snarkjs) and not vk_bytes)
         proof = encoding.decode_proof(proof_bytes)
         with progress.stage("computing the public inputs"):
             compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
             _, public = zkir.generate_witness(compiled, preimage)
+        vk_bytes = vk_bytes or served_vk
         vk = encoding.decode_verifying_key(vk_bytes) if vk_bytes else None
+        if vk is not None:
+            from teeprover.groth16.verify import verify
+
+            if not verify(vk, public, proof):
+                raise ProofRejected("the server's proof does not verify against the verifying key")
     else:
         if material is None:
             raise InvalidInput("local proving needs --keys DIR (from `teeprover setup`)")
@@ -215,7 +223,7 @@ def _prove(args: argparse.Namespace) -> int:
     args.out.write_bytes(encoding.encode_proof(proof))
     if args.snarkjs:
         if vk is None:
-            raise InvalidInput("--snarkjs needs --keys (for verification_key.json)")
+            raise InvalidInput("--snarkjs needs --keys, or --url (the server's verifying key)")
         _write_snarkjs(args.snarkjs, proof, public, vk)
     print(f"proof written to {args.out}")
     return EXIT_OK
@@ -234,7 +242,9 @@ def _prove_snarkjs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, allow_simulated: bool) -> bytes:
+def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, allow_simulated: bool,
+                  want_vk: bool) -> tuple[bytes, bytes]:
+    """(proof, the server's verifying key for the preimage's key_location or b"")."""
     import os
 
     from teeprover.client import Client
@@ -243,7 +253,13 @@ def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, al
         keys = client.attested_keys(allow_simulated=allow_simulated) if seal else None
         if keys is not None:
             print(f"attestation verified ({keys.platform}); sealing the request to the attested key")
-        return client.prove(request, seal_to=keys)
+        proof = client.prove(request, seal_to=keys)
+        vk = client.verifying_key(request.preimage.key_location) if want_vk else b""
+    return proof, vk
+
+
+class ProofRejected(TeeProverError):
+    """A proof from the server that does not verify (exit 1)."""
 
 
 # -- verify ---------------------------------------------------------------------------------------
