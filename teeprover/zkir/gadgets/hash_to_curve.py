@@ -16,8 +16,8 @@ midnight-zk's ``HashToCurveGadget`` with Poseidon and the native Jubjub chip,
   and the cofactor is cleared (times 8);
 * the result is the sum of the two points.
 
-In R1CS the two maps cost 772 constraints each beyond Poseidon, most of it the
-two canonical parities (``u`` and ``y``, 368 + 367); the points are added
+In R1CS the two maps cost 724 constraints each beyond Poseidon, most of it the
+two canonical parities (``u`` and ``y``, 344 + 343); the points are added
 before clearing the cofactor (``8 M1 + 8 M2 = 8 (M1 + M2)``), 21 constraints.
 Whether a value is a square is proved with a square root of it or of ``7`` times
 it (``7`` is a non-residue), plus an inverse showing it is non-zero.

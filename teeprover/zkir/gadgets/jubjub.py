@@ -20,8 +20,8 @@ The addition formulas are the complete ones (``a`` a square, ``d`` a
 non-square), so no case distinctions are needed in or out of the circuit.
 Costs (R1CS constraints): addition 6, doubling 5, on-curve check 3, subgroup
 check 16 (skipped for points this module has already produced or checked, and
-for valid constant points), variable-base multiplication 3,191, fixed-base
-(generator) multiplication 1,127.
+for valid constant points), variable-base multiplication 3,167, fixed-base
+(generator) multiplication 1,103.
 """
 
 from __future__ import annotations
@@ -187,12 +187,14 @@ def const_point(p: Point) -> PointLC:
 def bits_le_constant(s: Synth, bits: list[int], c: int) -> None:
     """Enforce ``sum 2^i * bits[i] <= c`` for boolean ``bits`` (little-endian) and a constant ``c``.
 
-    Scanning from the top, ``eq`` says the bits so far equal those of ``c``.
-    Over a run of zeros of ``c`` the bits must be 0 while ``eq`` holds
-    (``eq * sum(run) = 0``, one constraint); over a run of ones ``eq`` stays 1
-    only if every bit is 1 (``d = len - sum(run)``: ``d * eq' = 0`` and
-    ``d * w = eq - eq'``, two constraints, one for a single bit).  For
-    ``c = R - 1`` this is 112 constraints instead of one per bit.
+    Scanning from the top, ``eq`` is 1 while the bits so far equal those of ``c``.
+    Over a run of zeros of ``c`` the bits must be 0 while ``eq`` holds:
+    ``eq * sum(run) = 0``.  Over a run of ones ``eq`` must stay 1 if every bit is
+    1: with ``d = len - sum(run)``, ``d * w = eq - eq'`` (``d = 0`` forces
+    ``eq' = eq``).  That is one-sided: when ``d != 0`` the prover may put any
+    ``eq'``, but a non-zero one only forces more bits to 0, so the bound holds
+    (honest provers put 0).  One constraint per run: 88 for ``c = R - 1``
+    instead of one or two per bit.
     """
     n = len(bits)
     assert c < 1 << n
@@ -204,29 +206,22 @@ def bits_le_constant(s: Synth, bits: list[int], c: int) -> None:
         run_sum: LC = {bits[p]: 1 for p in positions}
         if not c_bit:
             s.enforce(eq, run_sum, {})
-            continue
-        if r == len(runs) - 1:
-            break  # nothing below the last run of ones
-        if len(positions) == 1:
-            b = lc.var(bits[positions[0]])
-            eq = b if lc.constant_value(eq) == 1 else product(s, eq, b)
-            continue
-        eq = _still_equal(s, eq, lc.sub(lc.const(len(positions)), run_sum))
+        elif r < len(runs) - 1:  # nothing is below the last run of ones
+            eq = _still_equal(s, eq, lc.sub(lc.const(len(positions)), run_sum))
 
 
 def _still_equal(s: Synth, eq: LC, d: LC) -> LC:
-    """``eq' = eq if d == 0 else 0``: ``d * eq' = 0``, ``d * w = eq - eq'``."""
+    """``eq'`` with ``d * w = eq - eq'``: ``eq' = eq`` when ``d = 0``; the prover puts 0 otherwise."""
     eq_v = s.value(eq) if s.proving else 0
     d_v = s.value(d) if s.proving else 0
     eq_new = lc.var(s.new_var(0 if d_v else eq_v))
-    s.enforce(d, eq_new, {})
     w = s.new_var(eq_v * pow(d_v, -1, R) if d_v else 0)
     s.enforce(d, lc.var(w), lc.sub(eq, eq_new))
     return eq_new
 
 
 def witness_canonical_bits(s: Synth, value: Callable[[], int]) -> list[int]:
-    """255 boolean variables holding a witnessed value's canonical integer (``< R``): 367 constraints."""
+    """255 boolean variables holding a witnessed value's canonical integer (``< R``): 343 constraints."""
     v = value() if s.proving else 0
     bits = [s.new_var(v >> i & 1) for i in range(SCALAR_BITS)]
     for b in bits:
@@ -236,7 +231,7 @@ def witness_canonical_bits(s: Synth, value: Callable[[], int]) -> list[int]:
 
 
 def canonical_bits(s: Synth, x: LC) -> list[int]:
-    """The 255 little-endian bits of ``x``'s canonical integer: 368 constraints."""
+    """The 255 little-endian bits of ``x``'s canonical integer: 344 constraints."""
     bits = witness_canonical_bits(s, lambda: s.value(x))
     s.enforce(lc.weighted_sum(bits), lc.ONE, x)
     return bits
