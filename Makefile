@@ -92,3 +92,12 @@ loadtest: setup
 ATHERIS_RUNS ?= 100000
 fuzz-atheris: setup
 	$(PY) -m tests.fuzz.atheris_run --runs $(ATHERIS_RUNS)
+
+# A bare `teeprover` on your PATH: links the virtual environment's command into BINDIR (default ~/.local/bin).
+.PHONY: install
+BINDIR ?= $(HOME)/.local/bin
+install:
+	@test -x .venv/bin/teeprover || { echo "no .venv/bin/teeprover yet: run \`make run\` (or \`make setup\`) first"; exit 1; }
+	@mkdir -p "$(BINDIR)"
+	ln -sf "$(CURDIR)/.venv/bin/teeprover" "$(BINDIR)/teeprover"
+	@echo "teeprover -> $(BINDIR)/teeprover (make sure $(BINDIR) is on your PATH)"
