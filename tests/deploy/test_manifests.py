@@ -48,8 +48,13 @@ def kustomize(overlay: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
-    return {o: [d for d in yaml.safe_load_all(kustomize(o)) if d] for o in OVERLAYS}
+def rendered() -> dict[str, str]:
+    return {o: kustomize(o) for o in OVERLAYS}
+
+
+@pytest.fixture(scope="module")
+def built(rendered: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    return {o: [d for d in yaml.safe_load_all(text) if d] for o, text in rendered.items()}
 
 
 def _find(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
@@ -164,13 +169,13 @@ def test_aws_nitro_pod_launches_an_enclave_and_bridges_it(built: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def checkov_report(built: dict, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+def checkov_report(rendered: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     if not CHECKOV.exists():
         pytest.fail("checkov is not installed: run `make deploy-tools` (make test does)")
     root = tmp_path_factory.mktemp("checkov")
-    for overlay in OVERLAYS:
+    for overlay, text in rendered.items():
         name = overlay.replace("/", "_").replace(".", "default")
-        (root / f"{name}.yaml").write_text(kustomize(overlay))
+        (root / f"{name}.yaml").write_text(text)
     for dockerfile in DOCKERFILES:
         target = root / "docker" / dockerfile.relative_to(REPO).parent / "Dockerfile"
         target.parent.mkdir(parents=True, exist_ok=True)
