@@ -160,13 +160,6 @@ def product(s: Synth, a: LC, b: LC) -> LC:
     return lc.var(v)
 
 
-def quotient(s: Synth, num: LC, den: LC) -> LC:
-    """``num / den`` for a ``den`` the formulas guarantee non-zero."""
-    v = s.new_var(lambda: s.value(num) * pow(s.value(den), -1, R))
-    s.enforce(lc.var(v), den, num)
-    return lc.var(v)
-
-
 def select(s: Synth, bit: LC, a: LC, b: LC) -> LC:
     """``bit ? a : b`` for a boolean ``bit``: one constraint, none if ``a - b`` is constant."""
     diff = lc.sub(a, b)
