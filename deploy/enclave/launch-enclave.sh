@@ -11,11 +11,13 @@ nitro-cli run-enclave --eif-path "$EIF" --enclave-cid "$CID" \
   --cpu-count "${ENCLAVE_CPUS:-4}" --memory "${ENCLAVE_MEMORY_MIB:-8192}"
 enclave_id=$(nitro-cli describe-enclaves | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["EnclaveID"])')
 
+# shellcheck disable=SC2329  # busy and drain run from the TERM/INT trap
 busy() {  # jobs queued or running in the enclave's prover
   curl -fsS --max-time 2 http://127.0.0.1:9100/metrics \
     | awk '/^teeprover_prover_(queue_size|active_workers) /{n+=$2} END{print n+0}'
 }
 
+# shellcheck disable=SC2329
 drain() {
   local deadline=$((SECONDS + DRAIN_SECONDS))
   while ((SECONDS < deadline)) && [[ $(busy || echo 0) != 0 ]]; do sleep 2; done

