@@ -5,7 +5,8 @@ Exit codes of every command (README, "Command line"):
     0    success (a proof verified, a command did its work)
     1    invalid: a proof or an attestation that does not verify, a check that fails
     2    a user's mistake: bad input or usage, a request the server refused (4xx)
-    3    the server could not be reached, cut the connection, or failed (5xx): retrying may help
+    3    the server (or a parameter mirror) could not be reached, cut the connection, or failed (5xx):
+         retrying may help
     130  interrupted (Ctrl-C)
 
 Every failure is one line on stderr, ``teeprover: …``; never a traceback.
@@ -18,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from teeprover.errors import InvalidInput, TeeProverError
+from teeprover.errors import InvalidInput, TeeProverError, Unavailable
 
 EXIT_OK, EXIT_INVALID, EXIT_MALFORMED, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -40,9 +41,14 @@ def fail(exc: TeeProverError) -> int:
     if isinstance(exc, ConnectionFailed):
         print(f"teeprover: {exc.message}", file=sys.stderr)
         return EXIT_UNAVAILABLE
-    details = f" ({json.dumps(exc.details, default=str)})" if exc.details else ""
+    # Short details (an instruction index, a k) help; a long record would bury the one line.
+    text = json.dumps(exc.details, default=str) if exc.details else ""
+    details = f" ({text})" if text and len(text) <= 160 else ""
     print(f"teeprover: {type(exc).__name__}: {exc.message}{details}", file=sys.stderr)
-    return EXIT_MALFORMED if isinstance(exc, InvalidInput) else EXIT_INVALID
+    if isinstance(exc, InvalidInput):
+        return EXIT_MALFORMED
+    # Unavailable: a parameter mirror or another service did not answer; retrying may help.
+    return EXIT_UNAVAILABLE if isinstance(exc, Unavailable) else EXIT_INVALID
 
 
 def interrupted() -> int:
