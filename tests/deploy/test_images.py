@@ -64,3 +64,23 @@ def test_build_stage_tool_pins_equal_the_projects_pins() -> None:
         assert tools
         for name, version in tools:
             assert pins.get(name) == version, f"{path.name}: {name}=={version}, pyproject has {pins.get(name)}"
+
+
+def _enclave_env() -> dict[str, str]:
+    final = _stages(REPO / "deploy" / "enclave" / "Dockerfile")[-1]
+    env_line = next(line for line in final if line.startswith("ENV "))
+    return dict(item.split("=", 1) for item in env_line[4:].split() if item.startswith("TEEPROVER_"))
+
+
+@pytest.mark.parametrize("service", ["prover", "attestor"])
+def test_the_enclaves_measured_settings_load_for_the_services_it_runs(service: str) -> None:
+    from services.common import config as cfgmod
+
+    env = _enclave_env()
+    assert env["TEEPROVER_PLATFORM"] == "aws-nitro" and env["TEEPROVER_BIND_HOST"].startswith("unix:/")
+    init = (REPO / "deploy" / "enclave" / "enclave-init.sh").read_text()
+    port = re.search(rf"TEEPROVER_METRICS_PORT=(\d+) teeprover serve {service}", init)
+    assert port is not None
+    cls = cfgmod.ProverConfig if service == "prover" else cfgmod.AttestorConfig
+    loaded = cfgmod.load(cls, {**env, "TEEPROVER_METRICS_PORT": port.group(1)})  # unknown keys or bad values raise
+    assert loaded.bind_host == env["TEEPROVER_BIND_HOST"]

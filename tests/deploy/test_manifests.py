@@ -100,6 +100,15 @@ def test_each_overlay_sets_its_platform_in_one_place(built: dict, overlay: str, 
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_overlays_config_map_loads_as_the_services_config(built: dict, overlay: str) -> None:
+    from services.common import config as cfgmod
+
+    data = _find(built[overlay], "ConfigMap", "teeprover-config")["data"]
+    for cls in (cfgmod.ProverConfig, cfgmod.AttestorConfig, cfgmod.ParamsConfig):
+        cfgmod.load(cls, data)  # ConfigError on an unknown key or a bad value
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_prover_scales_on_its_load_and_survives_disruption(built: dict, overlay: str) -> None:
     docs = built[overlay]
     hpa = _find(docs, "HorizontalPodAutoscaler", "prover")["spec"]
