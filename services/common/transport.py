@@ -172,7 +172,11 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 async def _relay(target: Address, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
     try:
         if target.scheme == "file":
-            client_writer.write(Path(target.path).read_bytes()[:MAX_FETCH_BYTES])
+            body = Path(target.path).read_bytes()
+            if len(body) > MAX_FETCH_BYTES:  # fetch would refuse it: send nothing rather than a cut file
+                log.error("bridge: %s is over %d bytes, not served", target, MAX_FETCH_BYTES)
+                return
+            client_writer.write(body)
             await client_writer.drain()
             return
         try:
@@ -227,6 +231,8 @@ async def fetch(addr: Address, timeout: float = CONNECT_TIMEOUT_S) -> bytes:
             body += chunk
             if len(body) > MAX_FETCH_BYTES:
                 raise ValueError(f"{addr}: more than {MAX_FETCH_BYTES} bytes")
+        if not body:
+            raise ValueError(f"{addr} served nothing (the file is missing, empty or too large on the other side)")
         return body
     finally:
         writer.close()

@@ -224,6 +224,12 @@ def test_file_route_serves_the_api_key_hashes_and_fetch_writes_them(rundir: Path
                                   f"unix:{rundir}/absent.sock", str(out)], cwd=REPO, capture_output=True, text=True,
                                  timeout=60)
         assert missing.returncode == 2 and "error:" in missing.stderr
+        keys.write_bytes(b"0" * (transport.MAX_FETCH_BYTES + 1))  # never served cut short
+        too_big = subprocess.run([sys.executable, "-m", "services.common.transport", "fetch",
+                                  f"unix:{rundir}/keys.sock", str(out)], cwd=REPO, capture_output=True, text=True,
+                                 timeout=60)
+        assert too_big.returncode == 2 and "served nothing" in too_big.stderr
+        assert out.read_bytes() == b"a" * 64 + b"\n" + b"b" * 64 + b"\n"  # the earlier copy is left as it was
     finally:
         bridge.close()
 
