@@ -2,8 +2,8 @@
 
 What a wallet sends a proof server for a zswap output, a zswap spend and a dust spend decodes with our codec,
 re-encodes byte for byte, and Midnight's ``check`` accepts it against the corpus circuit named by its key
-location; the same preimage with one public transcript value changed is refused.  Proving them through REST
-waits for the hash and Jubjub gadgets (issues 11/12).
+location, and so does ours with the same pi_skip list; the same preimage with one public transcript value
+changed is refused by both.  Proving them through REST is the lead's end-to-end test (issue 12 item 4).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from teeprover.zkir import load_preimage
+from teeprover.zkir import check, load_circuit, load_preimage
 from teeprover.zkir.preimage import ProofPreimage
 from tests.support.midnight import MidnightError, MidnightOracle
 from tests.support.midnight_wallet import (
@@ -49,7 +49,7 @@ def test_the_kept_captures_cover_zswap_and_dust() -> None:
 
 
 @pytest.mark.parametrize("loc", KEY_LOCATIONS)
-def test_kept_wallet_preimage_decodes_and_midnight_check_accepts_it(midnight: MidnightOracle, loc: str) -> None:
+def test_kept_wallet_preimage_is_checked_alike_by_midnight_and_by_us(midnight: MidnightOracle, loc: str) -> None:
     wallet = KEPT[loc]
     pre = _assert_is_a_wallet_preimage(loc, wallet)
     skips = midnight_check(midnight, wallet.effective())
@@ -62,6 +62,11 @@ def test_kept_wallet_preimage_decodes_and_midnight_check_accepts_it(midnight: Mi
     bad = replace(ProofPreimage.from_midnight(wallet.effective()), public_transcript_inputs=tuple(wrong))
     with pytest.raises(MidnightError, match="mismatch"):
         midnight_check(midnight, bad.to_midnight())
+    # Ours: the same pi_skip list, and the same refusal, naming the mismatch.
+    circuit = load_circuit(BUILTIN_CIRCUITS[loc].read_bytes())
+    assert check(circuit, ProofPreimage.from_midnight(wallet.effective())) == [0 if s is None else s for s in skips]
+    refused = check(circuit, bad)
+    assert isinstance(refused[-1], str) and "mismatch" in refused[-1], refused[-1]
 
 
 def test_a_fresh_capture_from_ledger_v8(midnight: MidnightOracle) -> None:
