@@ -114,6 +114,18 @@ def drain(admin_port: int, grace: float, envoy: subprocess.Popen[bytes]) -> bool
     return False
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``; the
+    standard library has no wrapper for it)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's process-group kill still ends this process
+
+
 def main() -> int:
     config = cfgmod.load(cfgmod.GatewayConfig)
     logs.setup("gateway", config.log_level)
@@ -127,8 +139,9 @@ def main() -> int:
     signal.signal(signal.SIGINT, _signal)
     try:
         path = write_config(config, config.runtime_dir or own_dir)
-        # Its own session: a terminal's Ctrl-C reaches this process only, which then drains Envoy.
-        envoy = subprocess.Popen(envoy_command(config, path), start_new_session=True)
+        # Its own session: a terminal's Ctrl-C reaches this process only, which then drains Envoy;
+        # and Envoy dies with this process even when it is SIGKILLed (nothing else would end it).
+        envoy = subprocess.Popen(envoy_command(config, path), start_new_session=True, preexec_fn=_die_with_parent)
         while not stop.wait(0.2):
             if envoy.poll() is not None:
                 log.error("Envoy exited", extra={"exit_code": envoy.returncode})

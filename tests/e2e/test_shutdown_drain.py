@@ -63,3 +63,23 @@ def test_sigterm_finishes_four_rest_proofs_refuses_new_ones_with_503_and_exits_i
     assert int(refused.headers["retry-after"]) >= 1
     assert code == 0, stack.log_text()[-3000:]
     assert "TEE Prover stopped" in stack.log_text()
+
+
+def test_envoy_dies_with_a_sigkilled_gateway_process(tmp_path: Path) -> None:
+    """The gateway keeps Envoy as a child in its own session: a SIGKILL of the gateway must not orphan it
+    (the supervisor's restart would then find the ports taken)."""
+    from tests.e2e.test_gateway_alone import gateway_only
+
+    with gateway_only(tmp_path) as (proc, url):
+        assert httpx.get(url + "/health", timeout=10).status_code == 503  # up, upstreams down
+        proc.kill()
+        proc.wait(10)
+        wait_for(lambda: _refused(url), 10, "Envoy to be gone")
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url + "/health", timeout=2)
+    except httpx.ConnectError:
+        return True
+    return False
