@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
+from services.common import transport
+
 PREFIX = "TEEPROVER_"
 
 
@@ -53,6 +55,11 @@ class CommonConfig:
             raise ConfigError("TEEPROVER_OTEL_SAMPLE_RATIO must be between 0 and 1")
         if self.max_body_bytes < 1024:
             raise ConfigError("TEEPROVER_MAX_BODY_BYTES must be at least 1024")
+        if self.bind_host.startswith(("unix:", "vsock:")):  # the enclave forms (services/common/transport.py)
+            try:
+                transport.grpc_listen_target(self.bind_host, 0, "service")
+            except ValueError as exc:
+                raise ConfigError(f"TEEPROVER_BIND_HOST: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,9 @@ class GatewayConfig(CommonConfig):
     allow_plain_http_public: bool = False  # plain HTTP on a non-loopback address needs this explicit opt-in
 
     def _checks(self) -> None:
+        if self.bind_host.startswith("unix:"):
+            raise ConfigError("TEEPROVER_BIND_HOST: Envoy's listeners are TCP; unix:/DIR is for the prover and "
+                              "attestor inside an enclave (docs/deploy.md)")
         if self.tls_port and (self.tls_cert is None or self.tls_key is None):
             raise ConfigError("TEEPROVER_TLS_PORT needs TEEPROVER_TLS_CERT and TEEPROVER_TLS_KEY")
         if not self.tls_port and not self.allow_plain_http_public and not self.binds_loopback_only():

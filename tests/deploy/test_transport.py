@@ -253,3 +253,19 @@ def test_bridge_listens_on_vsock_where_the_kernel_has_it() -> None:
         assert sock.getsockname() == (transport.VMADDR_CID_ANY, port)
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(("cls", "bind_host", "message"), [
+    (cfgmod.AttestorConfig, "unix:relative", "absolute path"),
+    (cfgmod.ProverConfig, "vsock:any", "bridge vsock"),
+    (cfgmod.GatewayConfig, "unix:/run/teeprover", "Envoy's listeners are TCP"),
+    (cfgmod.SupervisorConfig, "unix:/run/teeprover", "Envoy's listeners are TCP"),
+])
+def test_a_bind_host_the_services_cannot_use_is_a_config_error(cls: type, bind_host: str, message: str) -> None:
+    with pytest.raises(cfgmod.ConfigError, match=message):
+        cfgmod.load(cls, {"TEEPROVER_BIND_HOST": bind_host})
+
+
+def test_unix_bind_host_loads_for_the_enclave_services() -> None:
+    for cls in (cfgmod.ProverConfig, cfgmod.AttestorConfig):
+        assert cfgmod.load(cls, {"TEEPROVER_BIND_HOST": "unix:/run/teeprover"}).bind_host == "unix:/run/teeprover"
