@@ -122,7 +122,7 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
                 continue
             on_state(location, "setting_up")
             k = zkir.circuit_k(zkir.load_circuit(circuit))
-            if dev_params and not _have_dev_params(k, cache):
+            if dev_params and not have_dev_params(k, cache):
                 log.info("generating INSECURE development parameters for a built-in key",
                          extra={"k": k, "key_location": location})
                 generate_dev(k, cache)
@@ -133,7 +133,7 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
     return done
 
 
-def _have_dev_params(k: int, cache: Path | None) -> bool:
+def have_dev_params(k: int, cache: Path | None) -> bool:
     """The development manifest lists parameters of size >= ``k`` (any such file serves)."""
     from teeprover.commands.params import dev_manifest_path
     from teeprover.errors import TeeProverError
