@@ -46,6 +46,12 @@ LARGE_K ?= 20
 bench-large: setup
 	$(PY) -m bench.large --k $(LARGE_K) $(BENCH_LARGE_ARGS)
 
+# Midnight's real circuits: the corpus table (docs/zkir.md) and whole REST requests for the zswap
+# built-in keys with wallet preimages (docs/benchmarks.md). The first run sets up keys up to k = 19.
+.PHONY: bench-midnight
+bench-midnight: setup
+	$(PY) -m bench.midnight $(BENCH_MIDNIGHT_ARGS)
+
 FUZZ_ARGS ?= --examples 100000 --jobs 2
 
 fuzz: setup
