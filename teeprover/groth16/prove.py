@@ -14,23 +14,28 @@ core); the four that need only the witness start before the witness map (FFTs)
 is computed on the calling thread, and the H MSM is split so the threads finish
 together.  Per-key data (MSM base lists without the identity points, the H
 points in the FFT's native order) is built once and cached on the key.
+
+:func:`prove_streamed` is the same proof over a key read a chunk of points at a
+time (a ``.zkey`` file): memory bounded by the witness, the FFT vectors and a few
+chunks, whatever the size of the key.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from threading import Lock
-from typing import Any
+from typing import Any, Protocol
 
 from teeprover import curve
 from teeprover.curve import R
 from teeprover.errors import CircuitError, InvalidInput
 from teeprover.groth16 import qap
-from teeprover.groth16.types import Proof, ProvingKey
+from teeprover.groth16.types import Proof, ProvingKey, VerifyingKey
 
 _WORKERS = max(2, min(os.cpu_count() or 2, 8))
 _pool: ThreadPoolExecutor | None = None
@@ -149,79 +154,28 @@ def _witness(witness: Sequence[int]) -> list[int]:
     return z
 
 
-class EarlyMsms:
-    """The four MSMs that need only the witness (A, B1, B2 in G2, C), started while the key is still loading.
-
-    Pass :meth:`on_query` as ``read_zkey(on_query=...)``: each MSM goes to the thread pool as soon as its
-    bases are decoded (B2 first, the longest), so the rest of the key decoding, the circuit checks and
-    the witness map run on the other core meanwhile; then ``prove(pk, witness, r, s, early=this)``.
-    Nothing here is a result until :func:`prove` has checked the witness against the key: a caller that
-    gives up calls :meth:`cancel`.
-    """
-
-    def __init__(self, witness: Sequence[int], num_public: int) -> None:
-        self.z = _witness(witness)
-        self.zs = curve.msm_scalars(self.z)
-        self.nonzero = [x != 0 for x in self.z] if 0 in self.z else None
-        self.num_public = num_public
-        self.futures: dict[str, list[Future[Any]]] = {}
-        # ``qap.evaluations_native`` of this witness on the key, if the caller computed it from the key's
-        # matrices itself (it must be exactly that: it goes into the witness map).
-        self.evals: tuple[list[int], list[int]] | None = None
-
-    def on_query(self, name: str, points: Sequence[Any], identities: list[int] | None = None) -> None:
-        """Start the MSM of query ``name`` ("a", "b1", "b2", "c"; others ignored) over ``points``.
-
-        ``identities``: the indices of the identity points, if the caller knows them (else each point is
-        tested).  A query of the wrong length is not started (``prove`` then reports the mismatch).
-        """
-        n = len(self.z)
-        if name == "b2" and len(points) == n:
-            q = _Query(points, curve.g2_is_identity, identities=identities)
-            self.futures[name] = _msm_sum(curve.msm_g2, _chunks(*q.scalars(self.zs, self.nonzero), _WORKERS // 2))
-        elif name in ("a", "b1") and len(points) == n:
-            q = _Query(points, curve.g1_is_identity, identities=identities)
-            self.futures[name] = _msm_sum(curve.msm_g1, [q.scalars(self.zs, self.nonzero)])
-        elif name == "c" and len(points) == n - self.num_public - 1:
-            q = _Query(points, curve.g1_is_identity, offset=self.num_public + 1, identities=identities)
-            self.futures[name] = _msm_sum(curve.msm_g1, [q.scalars(self.zs, self.nonzero)])
-
-    def cancel(self) -> None:
-        for fs in self.futures.values():
-            for f in fs:
-                f.cancel()
-
-
-def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int, *, early: EarlyMsms | None = None) -> Proof:
-    """Deterministic proof for a full witness ``z`` (``z[0] == 1``, then public inputs, then private).
-
-    ``early``: MSMs already started on this key's queries with this witness (see :class:`EarlyMsms`).
-    """
+def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
+    """Deterministic proof for a full witness ``z`` (``z[0] == 1``, then public inputs, then private)."""
     if len(witness) != pk.num_variables:
         raise InvalidInput(f"witness has {len(witness)} values, the key expects {pk.num_variables}")
     z = _witness(witness)
     if not (0 <= r < R and 0 <= s < R):
         raise InvalidInput("r and s must be field elements")
-    started: dict[str, list[Future[Any]]] = {}
-    if early is not None:
-        if early.z != z or early.num_public != pk.num_public:
-            raise InvalidInput("the early MSMs were started for another witness")
-        started = early.futures
 
     prep = qap.prepare(pk.coeffs, pk.domain_size, pk._cache)
     bases = _bases(pk, prep)
-    zs = early.zs if early is not None else curve.msm_scalars(z)
-    nonzero = early.nonzero if early is not None else ([x != 0 for x in z] if 0 in z else None)
+    zs = curve.msm_scalars(z)
+    nonzero = [x != 0 for x in z] if 0 in z else None
 
     # G2 first (the longest: ~3 G1 MSMs), then the G1 ones; H, ready last, in one chunk per thread so
     # the threads finish together.  Splitting an MSM costs ~10% more CPU, so G2 is split only when
     # there are more than two threads.
-    b2_f = started.get("b2") or _msm_sum(curve.msm_g2, _chunks(*bases.b2.scalars(zs, nonzero), _WORKERS // 2))
-    a_f = started.get("a") or _msm_sum(curve.msm_g1, [bases.a.scalars(zs, nonzero)])
-    b1_f = started.get("b1") or _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
-    c_f = started.get("c") or _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
+    b2_f = _msm_sum(curve.msm_g2, _chunks(*bases.b2.scalars(zs, nonzero), _WORKERS // 2))
+    a_f = _msm_sum(curve.msm_g1, [bases.a.scalars(zs, nonzero)])
+    b1_f = _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
+    c_f = _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
     try:
-        h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z, early.evals if early is not None else None))
+        h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z))
         h_f = _msm_sum(curve.msm_g1, _chunks(bases.h, h, _WORKERS))
     except BaseException:
         for f in (*b2_f, *a_f, *b1_f, *c_f):
@@ -240,6 +194,147 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int, *, early: Earl
     pib1 = b1 + pk.beta_g1 + curve.g1_mul(pk.delta_g1, s)
     pi_c = c + curve.g1_mul(pi_a, s) + curve.g1_mul(pib1, r) - curve.g1_mul(pk.delta_g1, r * s)
     return Proof(a=pi_a, b=pi_b, c=pi_c)
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming: the key a chunk at a time (bounded memory at large k)
+
+
+class KeyChunks(Protocol):
+    """A proving key read a chunk of points at a time (``teeprover.snarkjs.zkey.ZkeyChunks``)."""
+
+    vk: VerifyingKey
+    beta_g1: Any
+    delta_g1: Any
+    num_variables: int
+    num_public: int
+    domain_size: int
+
+    def query_length(self, name: str) -> int: ...
+
+    def chunks(self, name: str, points: int) -> Iterator[tuple[int, tuple[Any, ...], list[int]]]: ...
+
+
+CHUNK_POINTS = 1 << 18  # ~25 MB of G1 coordinates: MSMs this size lose a few % to one MSM over all points
+
+
+class _Feeder:
+    """Decodes chunks and hands their MSMs to the pool, at most ``slots`` chunks alive at once (decoded,
+    queued or running): a chunk's points are dropped as soon as its MSM is done."""
+
+    def __init__(self, slots: int) -> None:
+        self._slots = threading.BoundedSemaphore(slots)
+        self.futures: dict[str, list[Future[Any]]] = {}
+        self.stop = threading.Event()
+
+    def feed(self, key: KeyChunks, name: str, scalars: Sequence[Any], nonzero: list[bool] | None,
+             chunk_points: int) -> None:
+        """MSMs of query ``name`` against ``scalars`` (``scalars[i]`` for point i of the query)."""
+        msm = curve.msm_g2 if name == "b2" else curve.msm_g1
+        out = self.futures.setdefault(name, [])
+        it = key.chunks(name, chunk_points)
+        while not self.stop.is_set():
+            self._slots.acquire()  # before decoding: bounds the decoded chunks too
+            try:
+                start, pts, ids = next(it)
+            except StopIteration:
+                self._slots.release()
+                return
+            except BaseException:
+                self._slots.release()
+                raise
+            drop = set(ids)
+            keep = [i for i in range(len(pts)) if i not in drop and (nonzero is None or nonzero[start + i])]
+            p = [pts[i] for i in keep] if len(keep) != len(pts) else list(pts)
+            sc = [scalars[start + i] for i in keep]
+            del pts
+            f = _executor().submit(msm, p, sc)
+            del p, sc
+            f.add_done_callback(lambda _f: self._slots.release())
+            out.append(f)
+
+    def cancel(self) -> None:
+        self.stop.set()
+        for fs in self.futures.values():
+            for f in fs:
+                f.cancel()
+
+
+def prove_streamed(key: KeyChunks, witness: Sequence[int], r: int, s: int,
+                   evaluations: Callable[[list[int]], tuple[list[int], list[int]]], *,
+                   chunk_points: int = CHUNK_POINTS) -> Proof:
+    """:func:`prove` over a key read a chunk at a time: what it holds at once is the witness, the FFT
+    vectors and a few chunks of points (``_WORKERS + 1``), not the key.
+
+    ``evaluations(z)``: ``A z`` and ``B z`` on the domain in native order (from the key's coefficients,
+    ``qap.evaluations_native``'s contract).  The four witness-only MSMs are fed from a second thread
+    while this one computes the witness map; then the H chunks.  The results are the same as
+    :func:`prove`'s for the same key, witness, ``r`` and ``s``.
+    """
+    n, nv, n_pub = key.domain_size, key.num_variables, key.num_public
+    if len(witness) != nv:
+        raise InvalidInput(f"witness has {len(witness)} values, the key expects {nv}")
+    z = _witness(witness)
+    if not (0 <= r < R and 0 <= s < R):
+        raise InvalidInput("r and s must be field elements")
+    expect = {"a": nv, "b1": nv, "b2": nv, "c": nv - n_pub - 1, "h": n}
+    for name, length in expect.items():
+        if key.query_length(name) != length:
+            raise InvalidInput(f"query {name} has {key.query_length(name)} points, expected {length}")
+    zs = curve.msm_scalars(z)
+    nonzero = [x != 0 for x in z] if 0 in z else None
+    feeder = _Feeder(_WORKERS + 1)
+    failure: list[BaseException] = []
+
+    def witness_only() -> None:
+        try:
+            for name in ("b2", "a", "b1"):
+                feeder.feed(key, name, zs, nonzero, chunk_points)
+            off = n_pub + 1
+            feeder.feed(key, "c", zs[off:], nonzero[off:] if nonzero is not None else None, chunk_points)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=witness_only, name="msm-feeder", daemon=True)
+    thread.start()
+    try:
+        prep = qap._Prepared.without_matrices(n)
+        native = qap.witness_map_native(prep, z, evaluations(z))
+        h_fr: list[Any] = [None] * n
+        for m, i in enumerate(prep.h_order):  # native slot m pairs with H point i (file order)
+            h_fr[i] = native[m]
+        del native, prep
+        h = curve.msm_scalars_from_fr(h_fr)
+        del h_fr
+        thread.join()
+        if failure:
+            raise failure[0]
+        feeder.feed(key, "h", h, None, chunk_points)
+        del h
+        g1_zero, g2_zero = curve.g1_identity(), curve.g2_identity()
+        got = feeder.futures
+        a = _total(got.get("a", []), g1_zero)
+        b1 = _total(got.get("b1", []), g1_zero)
+        b2 = _total(got.get("b2", []), g2_zero)
+        c = _total(got.get("c", []), g1_zero) + _total(got.get("h", []), g1_zero)
+    except BaseException:
+        feeder.cancel()
+        thread.join()
+        raise
+    vk = key.vk
+    pi_a = a + vk.alpha_g1 + curve.g1_mul(key.delta_g1, r)
+    pi_b = b2 + vk.beta_g2 + curve.g2_mul(vk.delta_g2, s)
+    pib1 = b1 + key.beta_g1 + curve.g1_mul(key.delta_g1, s)
+    pi_c = c + curve.g1_mul(pi_a, s) + curve.g1_mul(pib1, r) - curve.g1_mul(key.delta_g1, r * s)
+    return Proof(a=pi_a, b=pi_b, c=pi_c)
+
+
+def create_random_proof_streamed(key: KeyChunks, witness: Sequence[int],
+                                 evaluations: Callable[[list[int]], tuple[list[int], list[int]]], *,
+                                 chunk_points: int = CHUNK_POINTS) -> Proof:
+    """:func:`prove_streamed` with fresh ``r, s`` from the OS RNG (never stored)."""
+    return prove_streamed(key, witness, secrets.randbelow(R), secrets.randbelow(R), evaluations,
+                          chunk_points=chunk_points)
 
 
 # Resident bytes of one decoded object (measured with VmRSS on CPython 3.11 and the pinned bindings: a
@@ -272,9 +367,10 @@ def proof_memory(num_variables: int, domain_size: int) -> int:
     return witness + fft + msm
 
 
-def create_random_proof(pk: ProvingKey, witness: Sequence[int], *, early: EarlyMsms | None = None) -> Proof:
+def create_random_proof(pk: ProvingKey, witness: Sequence[int]) -> Proof:
     """A zero-knowledge proof with fresh ``r, s`` from the OS RNG (never stored)."""
-    return prove(pk, witness, secrets.randbelow(R), secrets.randbelow(R), early=early)
+    return prove(pk, witness, secrets.randbelow(R), secrets.randbelow(R))
 
 
-__all__ = ["prove", "create_random_proof", "EarlyMsms", "key_memory", "proof_memory"]
+__all__ = ["prove", "create_random_proof", "key_memory", "proof_memory", "KeyChunks",
+           "prove_streamed", "create_random_proof_streamed", "CHUNK_POINTS"]

@@ -70,6 +70,17 @@ class BinFile:
         assert self.path is not None
         return _read_at(self.path, off, size, what)
 
+    def read(self, sec: int, start: int, length: int, *, what: str) -> bytes:
+        """``length`` bytes of the one section ``sec`` from byte ``start`` of its body (a piece of a large
+        section, read from the file when there is one: the rest is never in memory)."""
+        off, size = self._entry(sec, what)
+        if start < 0 or length < 0 or start + length > size:
+            raise MalformedEncoding(f"{what}: read past the end of section {sec}")
+        if self.data is not None:
+            return self.data[off + start:off + start + length].tobytes()
+        assert self.path is not None
+        return _read_at(self.path, off + start, length, what)
+
     def has(self, sec: int) -> bool:
         return sec in self.sections
 

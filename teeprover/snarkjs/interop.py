@@ -21,14 +21,14 @@ from pathlib import Path
 from teeprover.curve import R, native_order
 from teeprover.errors import InvalidInput, ProofVerificationFailed
 from teeprover.groth16 import qap
-from teeprover.groth16.prove import EarlyMsms, create_random_proof
+from teeprover.groth16.prove import create_random_proof, create_random_proof_streamed
 from teeprover.groth16.types import Coeff, Proof, ProvingKey, VerifyingKey
 from teeprover.groth16.verify import verify
 from teeprover.r1cs import R1CS
 from teeprover.snarkjs import export
 from teeprover.snarkjs.r1cs import read_r1cs, read_r1cs_header
 from teeprover.snarkjs.wtns import read_wtns
-from teeprover.snarkjs.zkey import read_zkey
+from teeprover.snarkjs.zkey import ZkeyChunks, read_zkey
 
 
 def _matrices(coeffs: Iterable[Coeff]) -> dict[tuple[int, int, int], int]:
@@ -106,8 +106,11 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     proof that does not verify, sizes that differ) it raises, and :func:`prove_snarkjs_files` runs the
     reference path, which does every check and names the error.
 
-    The four MSMs that need only the witness start while the key is decoded (B2 first):
-    :class:`~teeprover.groth16.prove.EarlyMsms`; the rest runs on the other core meanwhile.
+    The key is streamed (:func:`~teeprover.groth16.prove.prove_streamed` over
+    :class:`~teeprover.snarkjs.zkey.ZkeyChunks`): each query is read, decoded and multiplied a chunk of
+    points at a time, at most a few chunks alive at once, so memory does not grow with the key beyond
+    the witness and the FFT vectors.  The four witness-only MSMs (B2 first) are fed from a second
+    thread while this one computes the witness map; then H.
     """
     witness = read_wtns(wtns_path)
     if not witness or witness[0] != 1:
@@ -115,23 +118,15 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     hdr = read_r1cs_header(r1cs_path)
     if len(witness) != hdr.num_variables:
         raise _NotFast("witness length")
-    early = EarlyMsms(witness, hdr.num_public)
-    sec4: list[memoryview] = []  # read_zkey reads section 4 on its own: the view holds only that section
-    try:
-        pk = read_zkey(zkey_path, on_query=early.on_query, raw_coeffs=sec4.append)
-        if (pk.num_variables, pk.num_public, pk.domain_size) != (
-                hdr.num_variables, hdr.num_public, hdr.domain_size()):
-            raise _NotFast("sizes")
-        early.evals = _key_evaluations(sec4.pop(), pk.domain_size, early.z)
-        pk._cache["qap"] = qap._Prepared.without_matrices(pk.domain_size)
-        proof = create_random_proof(pk, witness, early=early)
-    except BaseException:
-        early.cancel()
-        raise
-    public = witness[1:1 + pk.num_public]
-    if not verify(pk.vk, public, proof):
+    key = ZkeyChunks(zkey_path)
+    if (key.num_variables, key.num_public, key.domain_size) != (hdr.num_variables, hdr.num_public, hdr.domain_size()):
+        raise _NotFast("sizes")
+    proof = create_random_proof_streamed(
+        key, witness, lambda z: _key_evaluations(key.coefficients(), key.domain_size, z))
+    public = witness[1:1 + key.num_public]
+    if not verify(key.vk, public, proof):
         raise _NotFast("the proof does not verify")
-    return proof, public, pk.vk
+    return proof, public, key.vk
 
 
 def _key_evaluations(sec4: bytes | memoryview, n: int, z: list[int]) -> tuple[list[int], list[int]]:

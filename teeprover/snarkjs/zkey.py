@@ -35,7 +35,8 @@ native curve-equation check, ~1 us a point).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,33 +105,29 @@ def _g2_to_lem(pt: curve.G2) -> bytes:
 
 # --- reading -------------------------------------------------------------------------
 
-# Called with (name, points, identity_indices) as soon as a bulk query is decoded, in the order
-# "b2", "a", "b1", "c", "h" (the long G2 MSM can start first, H, whose
-# scalars come last, last), so a caller can start MSMs while the rest of the key is being decoded.
-QueryCallback = Callable[[str, tuple[Any, ...], list[int]], None]
-
-
-def parse_zkey(data: bytes | bytearray | memoryview, *, check_subgroup: bool = False,
-               on_query: QueryCallback | None = None) -> ProvingKey:
+def parse_zkey(data: bytes | bytearray | memoryview, *, check_subgroup: bool = False) -> ProvingKey:
     """Decode a snarkjs Groth16 BLS12-381 ``.zkey`` (see the module docstring for the checks)."""
-    return _decode(_binfile.parse(data, "zkey", versions=(1,), what=_WHAT), check_subgroup, on_query)
+    return _decode(_binfile.parse(data, "zkey", versions=(1,), what=_WHAT), check_subgroup)
 
 
-def read_zkey(path: str | Path, *, check_subgroup: bool = False, on_query: QueryCallback | None = None,
-              raw_coeffs: Callable[[memoryview], None] | None = None) -> ProvingKey:
-    """Read and decode a ``.zkey``.  ``on_query``: see :data:`QueryCallback`.
-
-    With ``raw_coeffs``, section 4 (the A/B coefficients) is handed over undecoded (only its size is
-    checked here) and ``ProvingKey.coeffs`` is left empty: for a caller that checks section 4 itself
-    and prepares the prover from it (``teeprover.snarkjs.interop``'s fast path); such a key must not
-    be used anywhere else.
-    """
-    return _decode(_binfile.read_path(path, "zkey", versions=(1,), what=_WHAT), check_subgroup, on_query,
-                   raw_coeffs)
+def read_zkey(path: str | Path, *, check_subgroup: bool = False) -> ProvingKey:
+    """Read and decode a ``.zkey`` (one section at a time: the file is never whole in memory).
+    :class:`ZkeyChunks` reads it a chunk of points at a time instead."""
+    return _decode(_binfile.read_path(path, "zkey", versions=(1,), what=_WHAT), check_subgroup)
 
 
-def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback | None = None,
-            raw_coeffs: Callable[[memoryview], None] | None = None) -> ProvingKey:
+@dataclass(frozen=True)
+class _Header:
+    vk: VerifyingKey
+    beta_g1: curve.G1
+    delta_g1: curve.G1
+    num_variables: int
+    num_public: int
+    domain_size: int
+
+
+def _header(bf: _binfile.BinFile) -> _Header:
+    """Sections 1-3 decoded and checked, and every other section's size checked against them."""
     s1 = _binfile.Reader(bf.section(1, what=_WHAT), f"{_WHAT} header")
     protocol = s1.u32()
     s1.end()
@@ -167,26 +164,23 @@ def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback 
     for i, size in expect.items():
         if (got := bf.size(i, what=_WHAT)) != size:
             raise MalformedEncoding(f"{_WHAT}: section {i} has {got} bytes, expected {size}")
-    n_coeff_bytes = bf.size(4, what=_WHAT)
 
+    n4 = bf.size(4, what=_WHAT)
+    if n4 < 4 or n4 != 4 + int.from_bytes(bf.read(4, 0, 4, what=_WHAT), "little") * _COEF.size:
+        raise MalformedEncoding(f"{_WHAT}: section 4 does not hold its coefficient count")
     ic = _g1_array(bf.section(3, what=_WHAT), n_pub + 1, "IC", True)
     vk = VerifyingKey(alpha_g1=alpha1, beta_g2=beta2, gamma_g2=gamma2, delta_g2=delta2, ic=ic)
-    # In the order a caller starting MSMs wants them (see QueryCallback): H, needed last, last.
+    return _Header(vk, beta1, delta1, n_vars, n_pub, n)
+
+
+def _decode(bf: _binfile.BinFile, check_subgroup: bool) -> ProvingKey:
+    h = _header(bf)
+    vk, beta1, delta1, n_vars, n_pub, n = h.vk, h.beta_g1, h.delta_g1, h.num_variables, h.num_public, h.domain_size
     q: dict[str, tuple[Any, ...]] = {}
     for name, i, count, what in (("b2", 7, n_vars, "B2"), ("a", 5, n_vars, "A"), ("b1", 6, n_vars, "B1"),
                                  ("c", 8, n_vars - n_pub - 1, "C"), ("h", 9, n, "H")):
-        raw = bf.section_bytes(i, what=_WHAT)
-        q[name] = (_g2_array if i == 7 else _g1_array)(raw, count, what, check_subgroup)
-        if on_query is not None:
-            on_query(name, q[name], curve.zero_chunks(raw, _G2S if i == 7 else _G1S))
-    coeffs: tuple[Coeff, ...] = ()
-    sec4 = bf.section(4, what=_WHAT)
-    if raw_coeffs is None:
-        coeffs = _coeffs(sec4, n, n_vars)
-    else:
-        if n_coeff_bytes < 4 or n_coeff_bytes != 4 + int.from_bytes(sec4[:4], "little") * _COEF.size:
-            raise MalformedEncoding(f"{_WHAT}: section 4 does not hold its coefficient count")
-        raw_coeffs(sec4)
+        q[name] = (_g2_array if i == 7 else _g1_array)(bf.section_bytes(i, what=_WHAT), count, what, check_subgroup)
+    coeffs = _coeffs(bf.section(4, what=_WHAT), n, n_vars)
     return ProvingKey(
         vk=vk, beta_g1=beta1, delta_g1=delta1,
         num_variables=n_vars, num_public=n_pub, domain_size=n, coeffs=coeffs,
@@ -195,6 +189,44 @@ def _decode(bf: _binfile.BinFile, check_subgroup: bool, on_query: QueryCallback 
 
 
 _COEF = struct.Struct("<III32s")
+
+# query name -> (section, points are in G2)
+_QUERIES = {"b2": (7, True), "a": (5, False), "b1": (6, False), "c": (8, False), "h": (9, False)}
+
+
+class ZkeyChunks:
+    """A ``.zkey`` read a piece at a time: the header and verifying key decoded and every size checked
+    up front (as :func:`read_zkey`), then each bulk query in chunks of points
+    (:meth:`chunks`), read from the file only when asked, so a prover that drops each chunk once its MSM
+    is done holds a bounded part of the key whatever its size.  Implements
+    :class:`teeprover.groth16.prove.KeyChunks`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self._bf = _binfile.read_path(path, "zkey", versions=(1,), what=_WHAT)
+        h = _header(self._bf)
+        self.vk, self.beta_g1, self.delta_g1 = h.vk, h.beta_g1, h.delta_g1
+        self.num_variables, self.num_public, self.domain_size = h.num_variables, h.num_public, h.domain_size
+
+    def query_length(self, name: str) -> int:
+        sec, g2 = _QUERIES[name]
+        return self._bf.size(sec, what=_WHAT) // (_G2S if g2 else _G1S)
+
+    def chunks(self, name: str, points: int) -> Iterator[tuple[int, tuple[Any, ...], list[int]]]:
+        """``(first index, points, indices of the identity points in the chunk)`` for query ``name``
+        ("a", "b1", "b2", "c", "h"), ``points`` at a time, in order; coordinates are checked as in
+        :func:`read_zkey` (below p, on the curve; no subgroup check)."""
+        sec, g2 = _QUERIES[name]
+        size = _G2S if g2 else _G1S
+        total = self.query_length(name)
+        for start in range(0, total, points):
+            count = min(points, total - start)
+            raw = self._bf.read(sec, start * size, count * size, what=_WHAT)
+            pts = (_g2_array if g2 else _g1_array)(raw, count, name.upper(), False)
+            yield start, pts, curve.zero_chunks(raw, size)
+
+    def coefficients(self) -> memoryview:
+        """Section 4 undecoded (its size was checked against its count)."""
+        return self._bf.section(4, what=_WHAT)
 
 
 def _coeffs(buf: memoryview, n: int, n_vars: int) -> tuple[Coeff, ...]:
@@ -294,4 +326,4 @@ def write_zkey(path: str | Path, pk: ProvingKey) -> None:
     tmp.replace(path)
 
 
-__all__ = ["parse_zkey", "read_zkey", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID", "QueryCallback"]
+__all__ = ["parse_zkey", "read_zkey", "ZkeyChunks", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID"]

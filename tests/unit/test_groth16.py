@@ -307,3 +307,61 @@ def test_key_cache_is_bounded_in_bytes(small, tiny) -> None:
 def test_proof_memory_is_linear_in_the_domain() -> None:
     assert prove.proof_memory(1 << 20, 1 << 20) == 2 * prove.proof_memory(1 << 19, 1 << 19)
     assert prove.proof_memory(1 << 20, 1 << 20) > 4 * (1 << 20) * 85  # at least the four FFT vectors
+
+
+@pytest.mark.parametrize("chunk_points", [64, 1 << 18])
+def test_streamed_proof_equals_the_in_memory_proof(small, tmp_path: Path, monkeypatch, chunk_points: int) -> None:
+    """The key read a chunk at a time (.zkey file) gives the very proof the decoded key gives, and never
+    holds more than ``_WORKERS + 1`` chunks at once (decoded and not yet multiplied)."""
+    import threading
+
+    from teeprover.groth16 import qap
+    from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
+
+    r1cs, z, pk = small
+    expected = prove.prove(pk, z, 1234, 5678)
+    path = tmp_path / "k.zkey"
+    write_zkey(path, pk)
+    key = ZkeyChunks(path)
+    prep = qap.prepare(pk.coeffs, pk.domain_size)
+    alive = {"now": 0, "max": 0, "chunks": 0}
+    lock = threading.Lock()
+    chunks = key.chunks
+
+    def tracked(name: str, points: int):
+        for item in chunks(name, points):
+            with lock:
+                alive["now"] += 1
+                alive["chunks"] += 1
+                alive["max"] = max(alive["max"], alive["now"])
+            yield item
+
+    def done_with(msm):
+        def run(points, scalars):
+            try:
+                return msm(points, scalars)
+            finally:
+                with lock:
+                    alive["now"] -= 1
+        return run
+
+    key.chunks = tracked  # type: ignore[method-assign]
+    monkeypatch.setattr(curve, "msm_g1", done_with(curve.msm_g1))
+    monkeypatch.setattr(curve, "msm_g2", done_with(curve.msm_g2))
+    got = prove.prove_streamed(key, z, 1234, 5678, lambda zz: qap.evaluations_native(prep, zz),
+                               chunk_points=chunk_points)
+    assert alive["now"] == 0  # every chunk was multiplied
+    assert got == expected
+    assert verify.verify(pk.vk, public(z, pk), got)
+    if chunk_points == 64:
+        assert alive["chunks"] > 50  # ~1000 points a query: many chunks
+        assert alive["max"] <= prove._WORKERS + 1
+
+
+def test_streamed_proof_rejects_a_witness_of_the_wrong_length(small, tmp_path: Path) -> None:
+    from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
+
+    r1cs, z, pk = small
+    write_zkey(tmp_path / "k.zkey", pk)
+    with pytest.raises(InvalidInput):
+        prove.prove_streamed(ZkeyChunks(tmp_path / "k.zkey"), z[:-1], 1, 2, lambda zz: ([], []))
