@@ -12,6 +12,7 @@ import os
 import platform
 import struct
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,8 +112,13 @@ def media_type(content_type: str) -> str:
 
 class ProverCore:
     def __init__(self, pool: PoolLike, *, max_body_bytes: int, job_timeout: float, version: VersionInfo,
-                 observer: CoreObserver | None = None) -> None:
+                 observer: CoreObserver | None = None, max_in_flight: int = 0) -> None:
         self.pool = pool
+        # Each job request holds a gRPC handler thread while its job waits and runs. Bounding them leaves
+        # threads for Health/Ready/Version (server.py sizes the thread pool above this bound): without it,
+        # `make loadtest` saw /health wait 30 s behind a backlog of proofs and Envoy answer 504. 0 = no bound.
+        self.max_in_flight = max_in_flight
+        self._in_flight = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         self.max_body_bytes = max_body_bytes
         self.job_timeout = job_timeout
         self.version = version
@@ -173,6 +179,19 @@ class ProverCore:
         """Run job ``kind`` (k, check, prove, prove_tx) on ``body`` in the pool and return its reply bytes."""
         allowed = ZKIR_TYPES if kind == "k" else CBOR_TYPES
         self._admit(kind, body, content_type, allowed)
+        if self._in_flight is None:
+            return self._run(kind, body, content_type, request_id, on_cancel)
+        if not self._in_flight.acquire(blocking=False):
+            self.observer.rejected(kind, "queue_full")
+            raise Overloaded("too many requests in progress",
+                             details={"in_flight": self.max_in_flight, "capacity": self.max_in_flight})
+        try:
+            return self._run(kind, body, content_type, request_id, on_cancel)
+        finally:
+            self._in_flight.release()
+
+    def _run(self, kind: str, body: bytes, content_type: str, request_id: str,
+             on_cancel: Callable[[Callable[[], Any]], Any]) -> bytes:
         if self.hpke_keys is not None and hpke.is_sealed(body):
             # A confidential request sealed to the attested key: opened here, inside the TEE.
             body = hpke.open_sealed(self.hpke_keys, body)

@@ -29,6 +29,9 @@ SERVICE = "teeprover.v1.Prover"
 PROTECTED = frozenset(f"/{SERVICE}/{m}" for m in ("Check", "Prove", "ProveTx", "K"))
 
 
+MAX_IN_FLIGHT_UNBOUNDED = 64  # job requests in flight when the queue is unbounded (TEEPROVER_JOB_CAPACITY=0)
+SPARE_HANDLER_THREADS = 8  # gRPC threads beyond the job requests: Health, Ready, Version, VerifyingKey
+
 def make_auth_check(config: cfgmod.ProverConfig):  # type: ignore[no-untyped-def]
     if config.disable_auth:
         return None
@@ -73,8 +76,12 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
         # Serve (and report healthy) only once the worker processes are up.
         if not pool.wait_ready(120):
             log.error("worker processes did not start")
+    # Job requests in flight (waiting + running; the pool's own queue bound answers first), and gRPC threads
+    # for them plus spare ones, so that Health/Ready/Version never wait behind a backlog (core.py).
+    in_flight = config.job_capacity + config.num_workers + 4 if config.job_capacity else MAX_IN_FLIGHT_UNBOUNDED
     core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
-                      version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics)
+                      version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics,
+                      max_in_flight=in_flight)
     prover_metrics.watch_pool(pool.stats)
     core.keys = KeyStore(config.keys_dir or config.cache_dir / "keys")
     core.hpke_keys = hpke.generate()
@@ -92,7 +99,8 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
         return [SERVICE]
 
     server, port, health = create_server(service="prover", port=config.prover_port, host=config.bind_host,
-                                         register=register, max_message_bytes=config.max_body_bytes, before=auth)
+                                         register=register, max_message_bytes=config.max_body_bytes, before=auth,
+                                         max_workers=in_flight + SPARE_HANDLER_THREADS)
     return server, port, health, core
 
 
