@@ -185,22 +185,23 @@ def test_sigkill_of_one_replica_under_load_loses_no_request(chain_keys: Path) ->
             deadline = time.monotonic() + 60
             while sum(f.done() for f in futures) < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
+            held = int(_host_stats(admin)[("127.0.0.1", pods[0].port)]["rq_active"])  # in flight on the victim
             killed_at = time.monotonic()
             pods[0].kill()
             outcomes = [f.result(timeout=REQUEST_TIMEOUT + 10) for f in futures]
         stats = _host_stats(admin)
+    kinds = [_check(o, vk) for o in outcomes]  # each: its own valid proof, or a clean 503 with Retry-After
+    timeline = [(round(o.started - killed_at, 2), k) for o, k in zip(outcomes, kinds, strict=True)]
+    print(f"\nin flight on the killed replica: {held}; after SIGKILL:", timeline)
     # Both replicas took work before the kill, and Envoy's health checks saw the dead one go.
     assert all(int(stats[("127.0.0.1", p.port)]["rq_total"]) >= 1 for p in pods), stats
-    assert "failed_active_hc" in stats[("127.0.0.1", pods[0].port)]["health_flags"]
-    kinds = [_check(o, vk) for o in outcomes]
-    print("\nafter SIGKILL:", [(round(o.started - killed_at, 2), k) for o, k in zip(outcomes, kinds, strict=True)])
-    # Requests sent after the kill were never seen by the dead replica, or were refused before they
-    # ran: the retry policy moves them to the survivor, so each gets its proof.
-    late = [k for o, k in zip(outcomes, kinds, strict=True) if o.started > killed_at + 0.05]
-    assert late and all(k == "proof" for k in late), kinds
-    # Only what the dead replica held (its running job, or one on the wire) may end as 503.
-    assert kinds.count("unavailable") <= 2, kinds
-    assert kinds.count("proof") >= len(bindings) - 2
+    assert "failed_active_hc" in stats[("127.0.0.1", pods[0].port)]["health_flags"], stats
+    # Requests sent well after the kill find the dead replica refusing connections (or already out of
+    # the cluster): the retry policy moves them to the survivor, so each gets its proof.
+    late = [k for o, k in zip(outcomes, kinds, strict=True) if o.started > killed_at + 0.5]
+    assert late and all(k == "proof" for k in late), timeline
+    # Only what the dead replica held may end as 503 (plus one sent to it in the instant of the kill).
+    assert kinds.count("unavailable") <= held + 1, (held, timeline)
 
 
 @pytest.mark.slow
