@@ -124,10 +124,13 @@ def witness_map_native(prep: _Prepared, witness: Sequence[int],
     ``evals``: :func:`evaluations_native` of this witness when the caller already has it.
     """
     acc_a, acc_b = evals if evals is not None else evaluations_native(prep, witness)
-    # Each list is n library scalars (~80 MB at k=20): dropped as soon as it is used, so that at most
+    evals = None  # the integer evaluations (~70 MB each at k=20) go once converted (if the caller let go)
+    # Each list is n library scalars (~90 MB at k=20): dropped as soon as it is used, so that at most
     # four are alive at once.
     a_t = curve.frs(acc_a)
+    del acc_a
     b_t = curve.frs(acc_b)
+    del acc_b
     c_t = [x * y for x, y in zip(a_t, b_t, strict=True)]
     a_odd = _odd_coset_native(a_t, prep)
     del a_t
