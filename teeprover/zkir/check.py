@@ -11,8 +11,7 @@ failed one ends in exactly one string.
 
 Midnight's ``check`` answers ``Vec<Option<usize>>`` (``None`` = not skipped)
 and fails the whole request on error; we answer ``0`` for ``None`` and put the
-error in the list, as our public API specifies.  Circuits this prover cannot
-handle at all still raise :class:`UnsupportedInstruction`.
+error in the list, as our public API specifies.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ _CACHE_LOCK = threading.Lock()
 
 
 def compile_circuit(circuit: Circuit, *, max_k: int = MAX_K) -> CompiledCircuit:
-    """Compile to R1CS (cached by content); raises CircuitTooLarge beyond ``max_k``, UnsupportedInstruction."""
+    """Compile to R1CS (cached by content); raises CircuitTooLarge beyond ``max_k``."""
     key = (circuit.digest(), max_k)
     with _CACHE_LOCK:
         hit = _CACHE.get(key)

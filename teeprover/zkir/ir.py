@@ -26,7 +26,7 @@ from typing import Any
 
 import cbor2
 
-from teeprover.errors import CircuitError, MalformedEncoding, UnsupportedInstruction
+from teeprover.errors import CircuitError, MalformedEncoding
 from teeprover.r1cs import R
 from teeprover.zkir import _codec
 from teeprover.zkir.alignment import AlignmentError, alignment_to_json, bin_len, field_len, parse_alignment
@@ -86,8 +86,6 @@ OUTPUTS.update({op: 1 for op in ("cond_select", "copy", "load_imm", "reconstitut
 OUTPUTS["div_mod_power_of_two"] = 2
 OUTPUTS["persistent_hash"] = 2
 OUTPUTS.update({op: 2 for op in ("ec_add", "ec_mul", "ec_mul_generator", "hash_to_curve")})  # a point (x, y)
-
-UNSUPPORTED_OPS: frozenset[str] = frozenset()
 
 _BITS_RANGE: dict[str, tuple[int, int]] = {
     "constrain_bits": (0, MAX_CONSTRAIN_BITS),
@@ -237,10 +235,6 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
     op = obj.get("op")
     if not isinstance(op, str):
         raise MalformedEncoding(f"instruction {i}: missing or non-string 'op'", details={"instruction": i})
-    if op in UNSUPPORTED_OPS:
-        raise UnsupportedInstruction(
-            f"instruction {i} ({op}) is not supported by this prover (hash and Jubjub gadgets are not implemented)",
-            instruction=i, details={"op": op})
     spec = _SPECS.get(op)
     if spec is None:
         raise CircuitError(f"instruction {i}: unknown op {op[:40]!r}", instruction=i)
