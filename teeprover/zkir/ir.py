@@ -22,14 +22,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 
 from teeprover.errors import CircuitError, MalformedEncoding
 from teeprover.r1cs import R
 from teeprover.zkir import _codec
-from teeprover.zkir.alignment import AlignmentError, alignment_to_json, bin_len, field_len, parse_alignment
+from teeprover.zkir.alignment import AlignmentError, bin_len, field_len, parse_alignment
+from teeprover.zkir.instructions import OUTPUTS, RECORDS, SPECS, Instruction
 
 TAG_ZKIR_V2 = 0x7E000010
 
@@ -47,46 +48,6 @@ MIN_RECONSTITUTE_BITS = 1                 # divisor would need 255 bits, which M
 MAX_RECONSTITUTE_BITS = 248
 MAX_LESS_THAN_BITS = 253                  # ours: a - b + 2^bits must fit 254 bits (unique decomposition)
 
-# Operand kinds: "idx" a memory cell, "guard" an optional memory cell (absent or null = none),
-# "idxs" a list of memory cells (a tuple in ``args``), "u32" a count, "imm" a field immediate,
-# "alignment" Midnight's alignment of hashed cells (teeprover.zkir.alignment).
-_SPECS: dict[str, tuple[tuple[str, str], ...]] = {
-    "assert": (("cond", "idx"),),
-    "cond_select": (("bit", "idx"), ("a", "idx"), ("b", "idx")),
-    "constrain_bits": (("var", "idx"), ("bits", "u32")),
-    "constrain_eq": (("a", "idx"), ("b", "idx")),
-    "constrain_to_boolean": (("var", "idx"),),
-    "copy": (("var", "idx"),),
-    "declare_pub_input": (("var", "idx"),),
-    "pi_skip": (("guard", "guard"), ("count", "u32")),
-    "load_imm": (("imm", "imm"),),
-    "div_mod_power_of_two": (("var", "idx"), ("bits", "u32")),
-    "reconstitute_field": (("divisor", "idx"), ("modulus", "idx"), ("bits", "u32")),
-    "output": (("var", "idx"),),
-    "test_eq": (("a", "idx"), ("b", "idx")),
-    "add": (("a", "idx"), ("b", "idx")),
-    "mul": (("a", "idx"), ("b", "idx")),
-    "neg": (("a", "idx"),),
-    "not": (("a", "idx"),),
-    "less_than": (("a", "idx"), ("b", "idx"), ("bits", "u32")),
-    "public_input": (("guard", "guard"),),
-    "private_input": (("guard", "guard"),),
-    "persistent_hash": (("alignment", "alignment"), ("inputs", "idxs")),
-    "transient_hash": (("inputs", "idxs"),),
-    "ec_add": (("a_x", "idx"), ("a_y", "idx"), ("b_x", "idx"), ("b_y", "idx")),
-    "ec_mul": (("a_x", "idx"), ("a_y", "idx"), ("scalar", "idx")),
-    "ec_mul_generator": (("scalar", "idx"),),
-    "hash_to_curve": (("inputs", "idxs"),),
-}
-
-# Memory cells appended by each op.
-OUTPUTS: dict[str, int] = {op: 0 for op in _SPECS}
-OUTPUTS.update({op: 1 for op in ("cond_select", "copy", "load_imm", "reconstitute_field", "test_eq", "add", "mul",
-                                 "neg", "not", "less_than", "public_input", "private_input", "transient_hash")})
-OUTPUTS["div_mod_power_of_two"] = 2
-OUTPUTS["persistent_hash"] = 2
-OUTPUTS.update({op: 2 for op in ("ec_add", "ec_mul", "ec_mul_generator", "hash_to_curve")})  # a point (x, y)
-
 _BITS_RANGE: dict[str, tuple[int, int]] = {
     "constrain_bits": (0, MAX_CONSTRAIN_BITS),
     "div_mod_power_of_two": (0, MAX_DIV_MOD_BITS),
@@ -101,35 +62,7 @@ MAX_PERSISTENT_HASH_BYTES = 1 << 16
 
 
 def operand_names(op: str) -> tuple[str, ...]:
-    return tuple(name for name, _ in _SPECS[op])
-
-
-@dataclass(frozen=True, slots=True)
-class Instruction:
-    """One ZKIR instruction; ``args`` holds the operands in the order of Midnight's struct fields.
-
-    Memory indices and counts are ``int``; an absent guard is ``None``; ``load_imm``'s
-    immediate is the field element reduced into ``0..r-1``.
-    """
-
-    op: str
-    args: tuple[Any, ...]
-
-    def operand(self, name: str) -> int | None:
-        return self.args[operand_names(self.op).index(name)]
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"op": self.op}
-        for (name, kind), value in zip(_SPECS[self.op], self.args, strict=True):
-            if kind == "imm":
-                out[name] = format_immediate(value)
-            elif kind == "idxs":
-                out[name] = list(value)
-            elif kind == "alignment":
-                out[name] = alignment_to_json(value)
-            else:
-                out[name] = value
-        return out
+    return tuple(name for name, _ in SPECS[op])
 
 
 @dataclass(frozen=True)
@@ -235,7 +168,7 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
     op = obj.get("op")
     if not isinstance(op, str):
         raise MalformedEncoding(f"instruction {i}: missing or non-string 'op'", details={"instruction": i})
-    spec = _SPECS.get(op)
+    spec = SPECS.get(op)
     if spec is None:
         raise CircuitError(f"instruction {i}: unknown op {op[:40]!r}", instruction=i)
     names = {name for name, _ in spec}
@@ -286,7 +219,7 @@ def _parse_instruction(obj: Any, i: int, memory: int, declared: int) -> tuple[In
                                "declared so far", instruction=i)
     if op == "persistent_hash":
         _check_persistent_hash(args[0], args[1], i)
-    return Instruction(op, tuple(args)), memory + OUTPUTS[op]
+    return cast(Instruction, RECORDS[op](*args)), memory + OUTPUTS[op]
 
 
 def _check_persistent_hash(alignment: Any, inputs: Any, i: int) -> None:

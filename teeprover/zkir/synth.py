@@ -34,14 +34,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from teeprover.errors import CircuitError
 from teeprover.r1cs import R
+from teeprover.zkir import instructions as I  # the records read as I.Add, I.EcMul
 from teeprover.zkir.alignment import AlignmentMismatch
 from teeprover.zkir.gadgets import bits as bitsg
 from teeprover.zkir.gadgets import compare, fab, hash_to_curve, jubjub, lc, poseidon
 from teeprover.zkir.gadgets.lc import LC, Synth, WitnessError
-from teeprover.zkir.ir import FR_BITS, Circuit, Instruction
+from teeprover.zkir.ir import FR_BITS, Circuit
 from teeprover.zkir.preimage import ProofPreimage
 
 MAX_LC_TERMS = 16
@@ -96,7 +98,8 @@ class Machine:
         return transcript[index]
 
 
-OpFn = Callable[[Machine, Instruction], list[LC]]
+# Each op function takes its own record type (teeprover.zkir.instructions); the table dispatches by name.
+OpFn = Callable[[Machine, Any], list[LC]]
 
 
 def _new(m: Machine, value: Callable[[], int]) -> LC:
@@ -105,12 +108,12 @@ def _new(m: Machine, value: Callable[[], int]) -> LC:
 
 # ---------------------------------------------------------------- arithmetic and logic
 
-def _add(m: Machine, ins: Instruction) -> list[LC]:
-    return [lc.add(m.cell(ins.args[0]), m.cell(ins.args[1]))]
+def _add(m: Machine, ins: I.Add) -> list[LC]:
+    return [lc.add(m.cell(ins.a), m.cell(ins.b))]
 
 
-def _mul(m: Machine, ins: Instruction) -> list[LC]:
-    a, b = m.cell(ins.args[0]), m.cell(ins.args[1])
+def _mul(m: Machine, ins: I.Mul) -> list[LC]:
+    a, b = m.cell(ins.a), m.cell(ins.b)
     ca, cb = lc.constant_value(a), lc.constant_value(b)
     if ca is not None:  # a constant operand is a linear scaling: no variable
         return [lc.scale(b, ca)]
@@ -121,92 +124,90 @@ def _mul(m: Machine, ins: Instruction) -> list[LC]:
     return [out]
 
 
-def _neg(m: Machine, ins: Instruction) -> list[LC]:
-    return [lc.scale(m.cell(ins.args[0]), -1)]
+def _neg(m: Machine, ins: I.Neg) -> list[LC]:
+    return [lc.scale(m.cell(ins.a), -1)]
 
 
-def _copy(m: Machine, ins: Instruction) -> list[LC]:
-    return [m.cell(ins.args[0])]
+def _copy(m: Machine, ins: I.Copy) -> list[LC]:
+    return [m.cell(ins.var)]
 
 
-def _load_imm(m: Machine, ins: Instruction) -> list[LC]:
-    return [lc.const(ins.args[0])]  # type: ignore[arg-type]
+def _load_imm(m: Machine, ins: I.LoadImm) -> list[LC]:
+    return [lc.const(ins.imm)]
 
 
-def _not(m: Machine, ins: Instruction) -> list[LC]:
-    a = m.cell(ins.args[0])
+def _not(m: Machine, ins: I.Not) -> list[LC]:
+    a = m.cell(ins.a)
     if m.proving:
-        m.bool_val(ins.args[0])
+        m.bool_val(ins.a)
     m.s.enforce_boolean(a)
     return [lc.sub(lc.ONE, a)]
 
 
-def _assert(m: Machine, ins: Instruction) -> list[LC]:
-    if m.proving and not m.bool_val(ins.args[0]):
+def _assert(m: Machine, ins: I.Assert) -> list[LC]:
+    if m.proving and not m.bool_val(ins.cond):
         m.s.fail("failed direct assertion")
-    m.s.enforce(m.cell(ins.args[0]), lc.ONE, lc.ONE)
+    m.s.enforce(m.cell(ins.cond), lc.ONE, lc.ONE)
     return []
 
 
-def _constrain_eq(m: Machine, ins: Instruction) -> list[LC]:
+def _constrain_eq(m: Machine, ins: I.ConstrainEq) -> list[LC]:
     if m.proving:
-        a, b = m.val(ins.args[0]), m.val(ins.args[1])
+        a, b = m.val(ins.a), m.val(ins.b)
         if a != b:
             m.s.fail(f"failed equality constraint: {a} != {b}")
-    m.s.enforce_equal(m.cell(ins.args[0]), m.cell(ins.args[1]))
+    m.s.enforce_equal(m.cell(ins.a), m.cell(ins.b))
     return []
 
 
-def _constrain_to_boolean(m: Machine, ins: Instruction) -> list[LC]:
+def _constrain_to_boolean(m: Machine, ins: I.ConstrainToBoolean) -> list[LC]:
     if m.proving:
-        m.bool_val(ins.args[0])
-    m.s.enforce_boolean(m.cell(ins.args[0]))
+        m.bool_val(ins.var)
+    m.s.enforce_boolean(m.cell(ins.var))
     return []
 
 
-def _constrain_bits(m: Machine, ins: Instruction) -> list[LC]:
-    n: int = ins.args[1]  # type: ignore[assignment]
+def _constrain_bits(m: Machine, ins: I.ConstrainBits) -> list[LC]:
     if m.proving:
-        m.fits(ins.args[0], n)
-    bitsg.decompose(m.s, m.cell(ins.args[0]), n)
+        m.fits(ins.var, ins.bits)
+    bitsg.decompose(m.s, m.cell(ins.var), ins.bits)
     return []
 
 
-def _cond_select(m: Machine, ins: Instruction) -> list[LC]:
-    bit, a, b = (m.cell(j) for j in ins.args)
+def _cond_select(m: Machine, ins: I.CondSelect) -> list[LC]:
+    bit, a, b = m.cell(ins.bit), m.cell(ins.a), m.cell(ins.b)
     if m.proving:
-        m.bool_val(ins.args[0])
+        m.bool_val(ins.bit)
     m.s.enforce_boolean(bit)
     out = _new(m, lambda: m.s.value(a) if m.s.value(bit) else m.s.value(b))
     m.s.enforce(bit, lc.sub(a, b), lc.sub(out, b))
     return [out]
 
 
-def _test_eq(m: Machine, ins: Instruction) -> list[LC]:
-    return [lc.var(compare.is_zero(m.s, lc.sub(m.cell(ins.args[0]), m.cell(ins.args[1]))))]
+def _test_eq(m: Machine, ins: I.TestEq) -> list[LC]:
+    return [lc.var(compare.is_zero(m.s, lc.sub(m.cell(ins.a), m.cell(ins.b))))]
 
 
-def _less_than(m: Machine, ins: Instruction) -> list[LC]:
-    n: int = ins.args[2]  # type: ignore[assignment]
+def _less_than(m: Machine, ins: I.LessThan) -> list[LC]:
     if m.proving:
-        m.fits(ins.args[0], n)
-        m.fits(ins.args[1], n)
-    return [compare.less_than(m.s, m.cell(ins.args[0]), m.cell(ins.args[1]), n)]
+        m.fits(ins.a, ins.bits)
+        m.fits(ins.b, ins.bits)
+    return [compare.less_than(m.s, m.cell(ins.a), m.cell(ins.b), ins.bits)]
 
 
-def _div_mod_power_of_two(m: Machine, ins: Instruction) -> list[LC]:
-    n: int = ins.args[1]  # type: ignore[assignment]
-    bits = bitsg.decompose(m.s, m.cell(ins.args[0]), FR_BITS)
+def _div_mod_power_of_two(m: Machine, ins: I.DivModPowerOfTwo) -> list[LC]:
+    n = ins.bits
+    bits = bitsg.decompose(m.s, m.cell(ins.var), FR_BITS)
     bitsg.canonical(m.s, bits)
     return [lc.weighted_sum(bits[n:]), lc.weighted_sum(bits[:n])]
 
 
-def _reconstitute_field(m: Machine, ins: Instruction) -> list[LC]:
-    divisor, modulus = m.cell(ins.args[0]), m.cell(ins.args[1])
-    n: int = ins.args[2]  # type: ignore[assignment]
+def _reconstitute_field(m: Machine, ins: I.ReconstituteField) -> list[LC]:
+    divisor, modulus = m.cell(ins.divisor), m.cell(ins.modulus)
+    n = ins.bits
     if m.proving:
-        mod_v = m.fits(ins.args[1], n)
-        div_v = m.fits(ins.args[0], FR_BITS - n)
+        mod_v = m.fits(ins.modulus, n)
+        div_v = m.fits(ins.divisor, FR_BITS - n)
         if (div_v << n) | mod_v >= R:
             m.s.fail("reconstituted element overflows the field")
     mod_bits = bitsg.decompose(m.s, modulus, n)
@@ -217,9 +218,9 @@ def _reconstitute_field(m: Machine, ins: Instruction) -> list[LC]:
 
 # ---------------------------------------------------------------- transcripts and public inputs
 
-def _transcript_input(m: Machine, ins: Instruction) -> list[LC]:
+def _transcript_input(m: Machine, ins: I.PublicInput | I.PrivateInput) -> list[LC]:
     """A guarded read from the public transcript outputs or the private transcript; 0 when the guard is 0."""
-    guard = ins.args[0]
+    guard = ins.guard
 
     def value() -> int:
         assert m.preimage is not None
@@ -239,8 +240,8 @@ def _transcript_input(m: Machine, ins: Instruction) -> list[LC]:
     return [lc.var(v)]
 
 
-def _declare_pub_input(m: Machine, ins: Instruction) -> list[LC]:
-    x = m.cell(ins.args[0])
+def _declare_pub_input(m: Machine, ins: I.DeclarePubInput) -> list[LC]:
+    x = m.cell(ins.var)
     m.s.enforce(x, lc.ONE, {m.next_pub: 1})
     if m.proving:
         m.s.set_public(m.next_pub, m.s.value(x))
@@ -249,12 +250,11 @@ def _declare_pub_input(m: Machine, ins: Instruction) -> list[LC]:
     return []
 
 
-def _pi_skip(m: Machine, ins: Instruction) -> list[LC]:
+def _pi_skip(m: Machine, ins: I.PiSkip) -> list[LC]:
     if not m.proving:
         return []
     assert m.preimage is not None
-    guard, count = ins.args
-    assert count is not None
+    guard, count = ins.guard, ins.count
     if count > m.pti_idx:
         m.s.fail(f"skips {count} public inputs but only {m.pti_idx} are pending")
     if guard is not None and not m.bool_val(guard):
@@ -272,19 +272,19 @@ def _pi_skip(m: Machine, ins: Instruction) -> list[LC]:
     return []
 
 
-def _output(m: Machine, ins: Instruction) -> list[LC]:
-    m.outputs.append(m.cell(ins.args[0]))  # feeds the communications commitment
+def _output(m: Machine, ins: I.Output) -> list[LC]:
+    m.outputs.append(m.cell(ins.var))  # feeds the communications commitment
     return []
 
 
 # ---------------------------------------------------------------- hashes
 
-def _transient_hash(m: Machine, ins: Instruction) -> list[LC]:
-    return [poseidon.hash_lc(m.s, [m.cell(j) for j in ins.args[0]])]
+def _transient_hash(m: Machine, ins: I.TransientHash) -> list[LC]:
+    return [poseidon.hash_lc(m.s, [m.cell(j) for j in ins.inputs])]
 
 
-def _persistent_hash(m: Machine, ins: Instruction) -> list[LC]:
-    alignment, inputs = ins.args
+def _persistent_hash(m: Machine, ins: I.PersistentHash) -> list[LC]:
+    alignment, inputs = ins.alignment, ins.inputs
     if m.proving:
         try:
             fab.persistent_hash(alignment, [m.val(j) for j in inputs])
@@ -304,22 +304,20 @@ def _point(m: Machine, ix: int | None, iy: int | None) -> jubjub.PointLC:
     return m.cell(ix), m.cell(iy)
 
 
-def _ec_add(m: Machine, ins: Instruction) -> list[LC]:
-    a_x, a_y, b_x, b_y = ins.args
-    return list(jubjub.gadget_add(m.s, _point(m, a_x, a_y), _point(m, b_x, b_y)))
+def _ec_add(m: Machine, ins: I.EcAdd) -> list[LC]:
+    return list(jubjub.gadget_add(m.s, _point(m, ins.a_x, ins.a_y), _point(m, ins.b_x, ins.b_y)))
 
 
-def _ec_mul(m: Machine, ins: Instruction) -> list[LC]:
-    a_x, a_y, scalar = ins.args
-    return list(jubjub.gadget_mul(m.s, _point(m, a_x, a_y), m.cell(scalar)))
+def _ec_mul(m: Machine, ins: I.EcMul) -> list[LC]:
+    return list(jubjub.gadget_mul(m.s, _point(m, ins.a_x, ins.a_y), m.cell(ins.scalar)))
 
 
-def _ec_mul_generator(m: Machine, ins: Instruction) -> list[LC]:
-    return list(jubjub.gadget_mul_generator(m.s, m.cell(ins.args[0])))
+def _ec_mul_generator(m: Machine, ins: I.EcMulGenerator) -> list[LC]:
+    return list(jubjub.gadget_mul_generator(m.s, m.cell(ins.scalar)))
 
 
-def _hash_to_curve(m: Machine, ins: Instruction) -> list[LC]:
-    return list(hash_to_curve.gadget_hash_to_curve(m.s, [m.cell(j) for j in ins.args[0]]))
+def _hash_to_curve(m: Machine, ins: I.HashToCurve) -> list[LC]:
+    return list(hash_to_curve.gadget_hash_to_curve(m.s, [m.cell(j) for j in ins.inputs]))
 
 
 OPS: dict[str, OpFn] = {

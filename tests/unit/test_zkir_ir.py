@@ -155,3 +155,11 @@ def test_k_beyond_the_maximum_is_circuit_too_large():
     c = circuit(1, [{"op": "mul", "a": 0, "b": 0}] + [{"op": "mul", "a": i + 1, "b": 0} for i in range(1100)])
     with pytest.raises(CircuitTooLarge):
         circuit_k(c, max_k=10)
+
+
+def test_every_instruction_record_has_one_op_function_and_round_trips() -> None:
+    from teeprover.zkir import instructions, synth
+
+    assert set(synth.OPS) == set(instructions.RECORDS)
+    for op, record in instructions.RECORDS.items():
+        assert record.op == op and instructions.OUTPUTS[op] == record.outputs
