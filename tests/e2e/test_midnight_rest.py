@@ -83,6 +83,7 @@ def _wallet_request(location: str) -> zkir.ProveRequest:
     return zkir.ProveRequest(preimage, None, wallet.overwrite_binding_input)
 
 
+@pytest.mark.timeout(SETUP_TIMEOUT + 600)
 def test_a_wallet_output_proves_through_rest_with_only_its_key_location(
         builtin_stack: tuple[Stack, Path], midnight: MidnightOracle, tmp_path: Path) -> None:
     stack, keys = builtin_stack
@@ -105,6 +106,7 @@ def test_a_wallet_output_proves_through_rest_with_only_its_key_location(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(SETUP_TIMEOUT + 600)
 @pytest.mark.parametrize("location", ["midnight/zswap/spend", "midnight/dust/spend"])
 def test_wallet_spends_prove_through_rest(location: str, tmp_path: Path, midnight: MidnightOracle) -> None:
     keys = tmp_path / "keys"
