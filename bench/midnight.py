@@ -279,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         args.corpus = args.rest = True
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cache = CACHE / "params-cache"
+    # The same development parameters as the test stacks (one generation per k for both).
+    from tests.support.stack import SHARED_CACHE
+
+    cache = SHARED_CACHE
     result: dict[str, Any] = {"timestamp": stamp, "cpus": os.cpu_count(), "runs": args.runs}
     note = (f"Run `{stamp}` on {os.cpu_count()} CPUs (`python -m bench.midnight"
             f"{' --corpus' if args.corpus else ''}{' --rest' if args.rest else ''} --runs {args.runs}`); "
