@@ -33,7 +33,7 @@ from typing import Any
 
 import cbor2
 import gevent
-from locust import HttpUser, LoadTestShape, constant_throughput, events, task
+from locust import HttpUser, LoadTestShape, events, task
 
 from bench.loadtest import circuits, scenarios
 
@@ -68,10 +68,20 @@ def judge_refusal(response: Any) -> tuple[str, str]:
 
 
 class Wallet(HttpUser):
-    wait_time = constant_throughput(1 / scenarios.USER_PERIOD_S)
-
     def on_start(self) -> None:
-        gevent.sleep(random.uniform(0, scenarios.USER_PERIOD_S))  # spread the users' first requests evenly
+        self.next_at = time.monotonic() + random.uniform(0, scenarios.USER_PERIOD_S)
+        gevent.sleep(self.next_at - time.monotonic())  # spread the users' first requests evenly
+
+    def wait_time(self) -> float:
+        """One request per period at this user's own phase.  (Locust's ``constant_throughput`` paces every
+        user from its spawn time, so users spawned together send together: bursts every period.)  A user
+        whose reply came too late to keep its phase waits a random part of a period, so that users held
+        up together by a slow server do not come back as one burst."""
+        now = time.monotonic()
+        self.next_at += scenarios.USER_PERIOD_S
+        if self.next_at < now:
+            self.next_at = now + random.uniform(0, scenarios.USER_PERIOD_S)
+        return self.next_at - now
 
     def _call(self, route: str, method: str, path: str, judge: Callable[[Any, dict[str, Any]], str | None],
               k: int | None = None, **kw: Any) -> None:

@@ -1,12 +1,12 @@
 """The load plan: the specification's three scenarios, scaled to a 2-core machine (see docs/loadtest.md).
 
 A scenario is a list of stages ``(seconds, requests per second)``.  Locust is a closed-loop
-tool: each simulated user sends one request every ``USER_PERIOD_S`` seconds
-(``constant_throughput``), so a stage at ``rps`` runs ``rps * USER_PERIOD_S`` users, and each
-new user first waits a random part of one period so that arrivals are spread evenly from the
-first second of a stage (a step, without a burst of every new user at once).  The rate holds
-while replies come back within the period; a user whose reply takes longer falls behind,
-which is how a saturated server shows up (the report gives the rate actually reached).
+tool: each simulated user sends one request every ``USER_PERIOD_S`` seconds at a phase of its
+own (``Wallet.wait_time`` in the locustfile), so a stage at ``rps`` runs ``rps * USER_PERIOD_S``
+users, and arrivals are spread evenly from the first second of a stage (a step, without a
+burst of every new user at once).  The rate holds while replies come back within the period;
+a user whose reply takes longer falls behind, which is how a saturated server shows up (the
+report gives the rate actually reached).
 """
 
 from __future__ import annotations
