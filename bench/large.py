@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench import _circom
 from bench._rss import Run, measure
@@ -90,6 +91,9 @@ def main() -> int:
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--no-snarkjs", action="store_true", help="measure only our prover")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also run `teeprover prove` from another revision's tree (DIR holds its teeprover/ "
+                         "package, native helper built), alternating with ours: a before/after in one run")
     ap.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.build_only:
@@ -102,6 +106,7 @@ def main() -> int:
     out = _circom.CACHE / "bench" / "large" / f"chain_k{args.k}" / "runs"
     ours: list[Run] = []
     theirs: list[Run] = []
+    base: list[Run] = []
     loads: list[float] = []  # before each measurement: other engineers' suites share the two cores
     for i in range(args.runs):
         if not args.no_snarkjs:
@@ -111,13 +116,22 @@ def main() -> int:
             theirs.append(measure(snarkjs_argv(c, d)))
             if not _circom.snarkjs_verify(c.vk_json, d / "public.json", d / "proof.json"):
                 raise SystemExit("snarkjs's own proof does not verify")
+        if args.baseline is not None:
+            d = out / f"baseline{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            loads.append(os.getloadavg()[0])
+            base.append(measure(our_prover_argv(c, d), env={**os.environ, "PYTHONPATH": str(args.baseline)}))
+            if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
+                raise SystemExit("the baseline's proof does not pass snarkjs groth16 verify")
+            r = base[-1]
+            print(f"  run {i}: baseline {r.wall_s:.1f} s, {r.cpu_s:.0f} CPU-s, {r.rss_mib:.0f} MiB", flush=True)
         d = out / f"ours{i}"
         d.mkdir(parents=True, exist_ok=True)
         loads.append(os.getloadavg()[0])
         ours.append(measure(our_prover_argv(c, d)))
         if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
             raise SystemExit("our proof does not pass snarkjs groth16 verify")
-        print(f"  run {i}: ours {ours[-1].wall_s:.1f} s, {ours[-1].rss_mib:.0f} MiB"
+        print(f"  run {i}: ours {ours[-1].wall_s:.1f} s, {ours[-1].cpu_s:.0f} CPU-s, {ours[-1].rss_mib:.0f} MiB"
               + (f"; snarkjs {theirs[-1].wall_s:.1f} s, {theirs[-1].rss_mib:.0f} MiB" if theirs else ""), flush=True)
     row = {"k": args.k, "constraints": (1 << args.k) - 3,
            "ours_s": statistics.median(r.wall_s for r in ours), "ours_rss_mib": max(r.rss_mib for r in ours),
@@ -125,7 +139,8 @@ def main() -> int:
            "snarkjs_s": statistics.median(r.wall_s for r in theirs) if theirs else None,
            "snarkjs_rss_mib": max(r.rss_mib for r in theirs) if theirs else None,
            "runs": args.runs, "cpus": os.cpu_count(), "verified_by_snarkjs": f"{len(ours)}/{len(ours)}",
-           "loadavg_1min": loads, "build": build_times}
+           "loadavg_1min": loads, "build": build_times,
+           "baseline": {"tree": str(args.baseline), "runs": [vars(r) for r in base]} if base else None}
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     (RESULTS / f"{stamp}-large-k{args.k}.json").write_text(json.dumps(row, indent=2) + "\n")
@@ -135,12 +150,19 @@ def main() -> int:
     print(f"| {args.k} | {row['constraints']:,} | {snark} | {row['ours_s']:.1f} s | {row['ours_rss_mib']:.0f} MiB "
           f"| {ratio} |")
     if build_times:
+        def cpu(key: str) -> str:
+            return f" ({build_times[key]:.0f} CPU-s)" if build_times.get(key) is not None else ""
+
         ptau_s = build_times.get("ptau_s")
-        print(f"dev ptau power {args.k}: " + (f"{ptau_s:.0f} s ({build_times['ptau_cpu_s']:.0f} CPU-s)"
-                                             if ptau_s is not None else "cached (not timed)")
-              + f"; read ptau {build_times['read_ptau_s']:.0f} s; setup {build_times['setup_s']:.0f} s "
-              f"({build_times['setup_cpu_s']:.0f} CPU-s); "
-              f"write files {build_times['write_s']:.0f} s (load {build_times['loadavg_1min']:.2f})")
+        print(f"dev ptau power {args.k}: " + (f"{ptau_s:.0f} s{cpu('ptau_cpu_s')}" if ptau_s is not None
+                                             else "cached (not timed)")
+              + f"; read ptau {build_times['read_ptau_s']:.0f} s; setup {build_times['setup_s']:.0f} s"
+              + f"{cpu('setup_cpu_s')}; write files {build_times['write_s']:.0f} s "
+              f"(load {build_times['loadavg_1min']:.2f})")
+    if base:
+        b = statistics.median(r.wall_s for r in base)
+        print(f"baseline ({args.baseline}): {b:.1f} s, {statistics.median(r.cpu_s for r in base):.0f} CPU-s, "
+              f"{max(r.rss_mib for r in base):.0f} MiB; ours / baseline time {row['ours_s'] / b:.2f}")
     print(f"load average (1 min) before each run: {', '.join(f'{x:.2f}' for x in loads)}")
     return 0
 
