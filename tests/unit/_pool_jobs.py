@@ -96,3 +96,15 @@ def hold_memory(payload: bytes, should_stop) -> bytes:
     block = b"\x01" * (int(mib) << 20)
     time.sleep(float(seconds))
     return str(len(block)).encode()
+
+
+def prove_files(payload: bytes, should_stop) -> bytes:
+    """Prove the snarkjs files in folder ``payload`` (main.r1cs, main.wtns, main.zkey): a real proof job."""
+    from pathlib import Path
+
+    from teeprover.groth16 import encoding
+    from teeprover.snarkjs.interop import prove_snarkjs_files
+
+    d = Path(payload.decode())
+    proof, _public, _vk = prove_snarkjs_files(d / "main.r1cs", d / "main.wtns", d / "main.zkey")
+    return encoding.encode_proof(proof)
