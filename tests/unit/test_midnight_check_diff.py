@@ -453,6 +453,7 @@ def test_our_check_agrees_with_midnights_check(midnight: MidnightOracle) -> None
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # ~10 min on a loaded 2-core machine; a timeout mid-call would desynchronize the oracle
 def test_our_check_agrees_with_midnights_check_long(midnight: MidnightOracle) -> None:
     seen = _run(midnight, SLOW_CASES, SLOW_WEIGHTS)
     _assert_coverage(seen, SLOW_CASES)
