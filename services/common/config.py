@@ -3,7 +3,9 @@
 Every key is ``TEEPROVER_<FIELD>`` with the field's default in the class; any
 ``TEEPROVER_*`` key that no service knows fails at start (a typo must never be
 silently ignored).  Core code never reads ``os.environ``: servers build their
-config here and pass values down.
+config here and pass values down.  Keys with the client prefix ``TEEPROVER_CLIENT_``
+belong to the command-line client (teeprover/clientconfig.py): the servers leave its
+known keys alone, so a shell set up for the client can start a server.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from services.common import transport
+from teeprover.clientconfig import CLIENT_KEYS
 
 PREFIX = "TEEPROVER_"
 
@@ -79,6 +82,7 @@ class ProverConfig(CommonConfig):
     builtin_keys: str = "all"
     builtin_dev_params: bool = False  # generate missing INSECURE dev parameters for them (set by `serve all`)
     memory_budget: int = 0  # bytes all proof workers may hold; 0 = 80 % of the cgroup limit or RAM
+    build_date_override: str = ""  # the build date /version reports (images set it); "" = the install time
 
     def _checks(self) -> None:
         if self.memory_budget < 0:
@@ -229,7 +233,7 @@ def _parse(name: str, raw: str, typ: Any) -> Any:
 def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """Build and validate ``cls`` from ``environ`` (default ``os.environ``); unknown keys fail."""
     env = os.environ if environ is None else environ
-    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN_KEYS)
+    unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in KNOWN_KEYS and k not in CLIENT_KEYS)
     if unknown:
         raise ConfigError(f"unknown configuration keys: {', '.join(unknown)} (known: {', '.join(sorted(KNOWN_KEYS))})")
     hints = get_type_hints(cls)

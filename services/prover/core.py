@@ -8,7 +8,6 @@ checked cheaply (body size, content type), submits, and waits.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import platform
 import struct
 import subprocess
@@ -76,12 +75,13 @@ class VersionInfo:
     auth_disabled: bool
 
     @classmethod
-    def detect(cls, *, auth_disabled: bool) -> VersionInfo:
+    def detect(cls, *, auth_disabled: bool, build_date: str = "") -> VersionInfo:
+        """This build's version; ``build_date`` ("" = the install time) is ``TEEPROVER_BUILD_DATE_OVERRIDE``."""
         return cls(
             name="teeprover",
             version=__version__,
             git_commit=_git_commit(),
-            build_date=os.environ.get("TEEPROVER_BUILD_DATE_OVERRIDE", "") or _build_date(),
+            build_date=build_date or _build_date(),
             python_version=platform.python_version(),
             auth_disabled=auth_disabled,
         )

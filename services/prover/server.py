@@ -80,8 +80,9 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
     # for them plus spare ones, so that Health/Ready/Version never wait behind a backlog (core.py).
     in_flight = config.job_capacity + config.num_workers + 4 if config.job_capacity else MAX_IN_FLIGHT_UNBOUNDED
     core = ProverCore(pool, max_body_bytes=config.max_body_bytes, job_timeout=config.job_timeout,
-                      version=VersionInfo.detect(auth_disabled=config.disable_auth), observer=prover_metrics,
-                      max_in_flight=in_flight)
+                      version=VersionInfo.detect(auth_disabled=config.disable_auth,
+                                                 build_date=config.build_date_override),
+                      observer=prover_metrics, max_in_flight=in_flight)
     prover_metrics.watch_pool(pool.stats)
     core.keys = KeyStore(config.keys_dir or config.cache_dir / "keys")
     core.hpke_keys = hpke.generate()

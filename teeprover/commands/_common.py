@@ -15,7 +15,6 @@ Every failure is one line on stderr, ``teeprover: …``; never a traceback.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -65,6 +64,8 @@ def os_failure(exc: OSError) -> int:
 
 def cache_dir(override: Path | None = None) -> Path:
     """``override``, else the cache directory the services use (TEEPROVER_CACHE_DIR, default ~/.cache/midnight)."""
+    from teeprover import clientconfig
+
     if override is not None:
         return override
-    return Path(os.environ.get("TEEPROVER_CACHE_DIR") or Path.home() / ".cache" / "midnight")
+    return clientconfig.load().cache_root()

@@ -245,11 +245,10 @@ def _prove_snarkjs(args: argparse.Namespace) -> int:
 def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, allow_simulated: bool,
                   want_vk: bool) -> tuple[bytes, bytes]:
     """(proof, the server's verifying key for the preimage's key_location or b"")."""
-    import os
-
+    from teeprover import clientconfig
     from teeprover.client import Client
 
-    with Client(url, api_key or os.environ.get("TEEPROVER_CLIENT_API_KEY")) as client:
+    with Client(url, api_key or clientconfig.load().api_key) as client:
         keys = client.attested_keys(allow_simulated=allow_simulated) if seal else None
         if keys is not None:
             print(f"attestation verified ({keys.platform}); sealing the request to the attested key")

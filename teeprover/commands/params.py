@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,14 @@ def register(sub: Any) -> None:
 
 
 def manifest_path(explicit: Path | None = None, cache: Path | None = None) -> Path:
+    from teeprover import clientconfig
     from teeprover.params.manifest import default_manifest_path
 
     if explicit is not None:
         return explicit
-    if os.environ.get("TEEPROVER_PARAMS_MANIFEST"):
-        return Path(os.environ["TEEPROVER_PARAMS_MANIFEST"])
+    configured = clientconfig.load().params_manifest
+    if configured is not None:
+        return configured
     dev = dev_manifest_path(cache)
     return dev if dev.exists() else default_manifest_path()
 

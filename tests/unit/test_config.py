@@ -55,3 +55,29 @@ def test_round_trip_through_the_environment() -> None:
     assert cfg.cors_origins == ("https://a.example", "https://b.example")
     again = c.load(c.SupervisorConfig, c.to_environ(cfg))
     assert again == cfg
+
+
+def test_the_client_keys_do_not_stop_a_server() -> None:
+    from teeprover import clientconfig
+
+    env = {key: "x" for key in clientconfig.CLIENT_KEYS}
+    assert env and c.load(c.SupervisorConfig, env)
+    with pytest.raises(c.ConfigError, match="TEEPROVER_CLIENT_APIKEY"):
+        c.load(c.SupervisorConfig, {"TEEPROVER_CLIENT_APIKEY": "x"})
+
+
+def test_the_client_reads_only_known_keys() -> None:
+    from teeprover import clientconfig
+    from teeprover.errors import InvalidInput
+
+    cfg = clientconfig.load({"TEEPROVER_CLIENT_API_KEY": " k ", "TEEPROVER_CACHE_DIR": "/tmp/c", "TEEPROVER_PORT": "1"})
+    assert (cfg.api_key, cfg.cache_root(), cfg.params_manifest) == ("k", Path("/tmp/c"), None)
+    assert clientconfig.load({}).cache_root() == Path.home() / ".cache" / "midnight"
+    with pytest.raises(InvalidInput, match="TEEPROVER_CLIENT_APIKEY"):
+        clientconfig.load({"TEEPROVER_CLIENT_APIKEY": "k"})
+    assert clientconfig.SHARED_KEYS and clientconfig.SHARED_KEYS <= c.KNOWN_KEYS
+
+
+def test_the_build_date_is_a_prover_key() -> None:
+    cfg = c.load(c.ProverConfig, {"TEEPROVER_BUILD_DATE_OVERRIDE": "2026-01-02T03:04:05Z"})
+    assert cfg.build_date_override == "2026-01-02T03:04:05Z"
