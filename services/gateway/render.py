@@ -2,9 +2,10 @@
 
 The REST routes are not written by hand: every ``google.api.http`` binding in
 ``build/teeprover.pb`` becomes one route to its service's cluster.  What the
-protos cannot say (which routes need an API key, rate limits, timeouts) is the
-small policy table ``POLICIES`` below; a test fails if an annotated RPC has no
-policy.
+protos cannot say (rate limits, timeouts) is the small policy table ``POLICIES``
+below; a test fails if an annotated RPC has no policy.  Which routes need an API
+key (and share the per-IP bucket) is ``services/common/routes.py``, the list the
+prover checks keys against.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from google.protobuf import descriptor_pb2
 
 from services.common.config import GatewayConfig
 from services.common.deprecations import PROVE_TX_HEADERS
+from services.common.routes import PROTECTED_RPCS
 from teeprover.params.manifest import K_MAX, K_MIN
 
 HERE = Path(__file__).resolve().parent
@@ -34,7 +36,6 @@ CLUSTER_OF_SERVICE = {"Prover": "prover", "Attestor": "attestor", "Params": "par
 
 @dataclass(frozen=True)
 class Policy:
-    protected: bool = False  # API key (checked in Python) + per-IP rate limit (Envoy)
     timeout_s: int = 30
     per_ip_hourly: bool = False  # /fetch-params: one request per client IP per k per hour
     # When set, the route's one path variable may only take these spellings: each gets an exact route
@@ -51,10 +52,10 @@ POLICIES: dict[str, Policy] = {
     "Prover.Ready": Policy(),
     "Prover.Version": Policy(),
     "Prover.ProofVersions": Policy(),
-    "Prover.Check": Policy(protected=True, timeout_s=120),
-    "Prover.Prove": Policy(protected=True, timeout_s=660),
-    "Prover.ProveTx": Policy(protected=True, timeout_s=660, response_headers=PROVE_TX_HEADERS),
-    "Prover.K": Policy(protected=True, timeout_s=60),
+    "Prover.Check": Policy(timeout_s=120),
+    "Prover.Prove": Policy(timeout_s=660),
+    "Prover.ProveTx": Policy(timeout_s=660, response_headers=PROVE_TX_HEADERS),
+    "Prover.K": Policy(timeout_s=60),
     "Prover.VerifyingKey": Policy(timeout_s=30),
     "Attestor.GetAttestation": Policy(timeout_s=10),
     "Params.FetchParams": Policy(timeout_s=900, per_ip_hourly=True,
@@ -291,8 +292,8 @@ def _route(r: HttpRoute, cfg: GatewayConfig, policy: Policy, match: dict[str, An
         route["response_headers_to_add"] = [
             {"header": {"key": k, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}
             for k, v in policy.response_headers]
-    if policy.protected:
-        return route  # the virtual host's shared per-IP bucket applies
+    if r.rpc in PROTECTED_RPCS:
+        return route  # API key (checked by the prover) + the virtual host's shared per-IP bucket
     if policy.per_ip_hourly:
         limit = _rate_limit_filter_config(cfg, tokens=cfg.fetch_rate_per_hour, fill_seconds=3600,
                                           rps_label="fetch_params", bucket_key=f"{r.rpc}:{value or path}")

@@ -11,6 +11,7 @@ import grpc
 
 from services.common import config as cfgmod
 from services.common import logs, metrics
+from services.common.routes import PROTECTED_METHODS
 from services.common.server import create_server, run_until_signal
 from services.prover.builtin import BuiltinKeys
 from services.prover.core import ProverCore, VersionInfo
@@ -26,7 +27,6 @@ from teeprover.v1 import prover_pb2_grpc
 log = logging.getLogger("teeprover.prover")
 
 SERVICE = "teeprover.v1.Prover"
-PROTECTED = frozenset(f"/{SERVICE}/{m}" for m in ("Check", "Prove", "ProveTx", "K"))
 
 
 MAX_IN_FLIGHT_UNBOUNDED = 64  # job requests in flight when the queue is unbounded (TEEPROVER_JOB_CAPACITY=0)
@@ -38,7 +38,7 @@ def make_auth_check(config: cfgmod.ProverConfig):  # type: ignore[no-untyped-def
     ring = KeyRing.from_sources(config.api_keys, config.api_keys_file)
 
     def check(full_method: str, context: grpc.ServicerContext) -> None:
-        if full_method not in PROTECTED:
+        if full_method not in PROTECTED_METHODS:
             return
         presented = next((v for k, v in context.invocation_metadata() if k == "x-api-key"), None)
         try:

