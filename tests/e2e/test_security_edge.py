@@ -305,9 +305,9 @@ def test_tls_1_2_uses_the_spec_cipher_order_and_refuses_others(stack: Stack) -> 
     with handshake(stack, offer("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
                                 "ECDHE-ECDSA-AES256-GCM-SHA384")) as tls:
         assert tls.version() == "TLSv1.2"
-        assert tls.cipher()[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
+        assert (tls.cipher() or ("",))[0] == "ECDHE-ECDSA-AES256-GCM-SHA384"
     with handshake(stack, offer("ECDHE-ECDSA-CHACHA20-POLY1305")) as tls:
-        assert tls.cipher()[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
+        assert (tls.cipher() or ("",))[0] == "ECDHE-ECDSA-CHACHA20-POLY1305"
     for refused in ("ECDHE-ECDSA-AES128-SHA", "AES128-SHA", "ECDHE-ECDSA-AES256-SHA384"):
         with pytest.raises(ssl.SSLError):
             handshake(stack, offer(refused)).close()

@@ -81,7 +81,7 @@ def test_verify_rejects_unsatisfying_witness(small) -> None:
 def test_verify_rejects_flipped_byte(small) -> None:
     _, z, pk = small
     data = encoding.encode_proof(prove.prove(pk, z, 3, 4))
-    outcomes = set()
+    outcomes: set[bool | str] = set()
     for pos in (len(data) - 5, len(data) - 100, len(data) - 150):
         flipped = bytearray(data)
         flipped[pos] ^= 0x01

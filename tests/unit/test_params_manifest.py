@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from teeprover.params.manifest import (
 )
 
 SHA = "ab" * 32
-GOOD = {
+GOOD: dict[str, Any] = {
     "schema_version": 1,
     "description": "test",
     "mirrors": ["https://example.org/ptau/", "http://10.0.0.1:8080/p", "file:///srv/ptau"],

@@ -62,4 +62,4 @@ def test_error_reaches_every_waiter_and_next_call_runs_again() -> None:
     assert all(isinstance(r, ValueError) for r in results)
     assert flight.do("key", lambda: 7) == (7, False)
     with pytest.raises(KeyError):
-        flight.do("key", lambda: {}["x"])
+        flight.do("key", lambda: dict[str, int]()["x"])

@@ -76,7 +76,9 @@ def test_zkey_points_are_montgomery_affine(files, chain) -> None:
 
     bf = _binfile.parse(files["zkey"], "zkey", versions=(1,), what="t")
     ic0 = bytes(bf.section(3, what="t"))[:96]
-    x, y = curve.g1_to_affine(chain[2].vk.ic[0])
+    affine = curve.g1_to_affine(chain[2].vk.ic[0])
+    assert affine is not None
+    x, y = affine
     assert int.from_bytes(ic0[:48], "little") == x * pow(2, 384, P) % P
     assert int.from_bytes(ic0[48:], "little") == y * pow(2, 384, P) % P
 

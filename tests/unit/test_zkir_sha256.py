@@ -103,8 +103,9 @@ def test_constant_message_costs_nothing() -> None:
     s = Synth(0, proving=False)
     digest = sha256.sha256(s, [[lc.const(byte >> i & 1) for i in range(8)] for byte in b"abc"])
     assert s.constraints == []
-    assert bytes(sum(lc.constant_value(b) << i for i, b in enumerate(byte))  # type: ignore[operator]
+    assert bytes(sum(int(lc.constant_value(b) or 0) << i for i, b in enumerate(byte))
                  for byte in digest) == hashlib.sha256(b"abc").digest()
+    assert all(lc.constant_value(b) is not None for byte in digest for b in byte)
 
 
 def test_witness_mutation_soundness() -> None:
