@@ -20,7 +20,7 @@ _COMMAND_MODULES = {
     "teeprover.commands.serve": ("serve",),
     "teeprover.commands.circuits": ("setup", "prove", "verify", "k", "check"),
     "teeprover.commands.params": ("params",),
-    "teeprover.attestation.cli": ("attestation",),
+    "teeprover.commands.attestation": ("attestation",),
     "teeprover.commands.keys": ("keys",),
     "teeprover.commands.certs": ("certs",),
 }
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser(first if first in known else None)
         args = parser.parse_args(args_list)
         if args.command == "attestation":
-            from teeprover.attestation import cli as attestation_cli
+            from teeprover.commands import attestation as attestation_cli
 
             # Its runner maps usage and domain errors to exit code 2.
             return attestation_cli.run(args)

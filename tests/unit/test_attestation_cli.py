@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from teeprover.attestation.cli import main
+from teeprover.commands.attestation import main
 
 from .test_attestation_samples import TESTDATA
 

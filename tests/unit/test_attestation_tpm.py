@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from teeprover.attestation import Roots, binding_digest, collect, gcp, verify
 from teeprover.attestation import tpm as T
-from teeprover.attestation.cli import main as cli_main
 from teeprover.attestation.evidence import default_provider
 from teeprover.attestation.gcp_evidence import (
     GCE_AK_CERT_NV_INDEX_RSA,
@@ -35,6 +34,7 @@ from teeprover.attestation.gcp_evidence import (
     GcpVtpmProvider,
     encode_gcp_attestation,
 )
+from teeprover.commands.attestation import main as cli_main
 from teeprover.errors import Unavailable
 from tests.support.fake_tpm import FakeTpm, ak_template_rsa
 

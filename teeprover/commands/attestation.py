@@ -26,14 +26,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import TeeProverError
-from . import _x509
-from .binding import binding_digest
-from .manifest import ManifestKeys, ManifestPublicKeys, create_manifest, load_manifest, sign_manifest
-from .roots import Roots, default_roots
-from .snp import snp_evidence
-from .tdx import tdx_evidence
-from .verify import PLATFORMS, verify
+from teeprover.attestation import _x509
+from teeprover.attestation.binding import binding_digest
+from teeprover.attestation.manifest import (
+    ManifestKeys,
+    ManifestPublicKeys,
+    create_manifest,
+    load_manifest,
+    sign_manifest,
+)
+from teeprover.attestation.roots import Roots, default_roots
+from teeprover.attestation.snp import snp_evidence
+from teeprover.attestation.tdx import tdx_evidence
+from teeprover.attestation.verify import PLATFORMS, verify
+from teeprover.errors import TeeProverError
 
 EXIT_VALID, EXIT_INVALID, EXIT_MALFORMED = 0, 1, 2
 # Results whose failing step means "these bytes are not evidence at all".
@@ -323,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m teeprover.attestation.cli attestation ...``)."""
+    """Stand-alone entry (``python -m teeprover.commands.attestation attestation ...``)."""
     parser = argparse.ArgumentParser(prog="teeprover")
     register(parser.add_subparsers(dest="command", required=True))
     return run(parser.parse_args(argv))
