@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from services.common import logs
 
     if args.service == "all":
-        from services.common import supervisor
+        from services.supervisor import supervisor
 
         try:
             config = cfgmod.load(cfgmod.SupervisorConfig)

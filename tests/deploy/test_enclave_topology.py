@@ -25,10 +25,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from services.common import devsetup
 from services.common.config import GatewayConfig
 from services.gateway import k8s
 from services.gateway.server import envoy_command
+from services.supervisor import devsetup
 from teeprover import apikeys, zkir
 from teeprover.groth16 import encoding
 from teeprover.groth16.verify import verify

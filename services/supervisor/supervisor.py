@@ -6,7 +6,7 @@ until each is healthy (gRPC health for the Python services, Envoy's admin
 child that dies, and stops everything cleanly on SIGINT/SIGTERM:
 
 * during the first-start set-up (development parameters, demo keys: a child
-  process, ``python -m services.common.devsetup``) or while children start, a
+  process, ``python -m services.supervisor.devsetup``) or while children start, a
   stop request ends everything within a second;
 * once up, the gateway drains first (new requests get 503 JSON with
   ``Retry-After``; requests in flight go on), the services drain their own work
@@ -122,9 +122,9 @@ class Supervisor:
     def _dev_setup(self, cache_dir: Path, max_k: int) -> Path:
         """Development parameters and demo keys, made in a child process so that a stop request ends it at
         once (a native multi-exponentiation holds the interpreter for seconds; a child can simply be ended)."""
-        from services.common import devsetup
+        from services.supervisor import devsetup
 
-        argv = [sys.executable, "-m", "services.common.devsetup", str(cache_dir), str(max_k), self.config.log_level]
+        argv = [sys.executable, "-m", "services.supervisor.devsetup", str(cache_dir), str(max_k), self.config.log_level]
         proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=die_with_parent())
         while proc.poll() is None:
             if self.stopping.wait(0.05):

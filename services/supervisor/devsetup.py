@@ -5,7 +5,7 @@ parameter manifest of their own.  Development parameters are INSECURE (their
 tau was random and thrown away, but nobody can check that) and are marked so
 in the file name and the manifest.
 
-``python -m services.common.devsetup CACHE_DIR MAX_K LOG_LEVEL`` runs :func:`prepare` as the
+``python -m services.supervisor.devsetup CACHE_DIR MAX_K LOG_LEVEL`` runs :func:`prepare` as the
 supervisor's first child, so that Ctrl-C can end it at once: SIGTERM raises
 ``KeyboardInterrupt`` here, which removes the half-made files on its way out.
 """
