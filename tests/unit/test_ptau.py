@@ -10,7 +10,7 @@ import pytest
 from teeprover.curve import R
 from teeprover.errors import MalformedEncoding
 from teeprover.groth16 import prove, setup, verify
-from teeprover.snarkjs import ptau
+from teeprover.snarkjs import contribution, ptau
 from tests.support import npm
 from tests.support.circuits import squaring_chain
 
@@ -77,22 +77,22 @@ def test_blake2b_mid_state_continues_to_the_standard_digest() -> None:
     import hashlib
     data = bytes(range(256)) * 3
     for cut in (0, 1, 127, 128, 129, 500, len(data)):
-        h = ptau._Blake2b512()
+        h = contribution._Blake2b512()
         h.update(data[:cut])
         state = h.partial()
         assert len(state) == 216
         h.update(data[cut:])
         assert h.digest() == hashlib.blake2b(data, digest_size=64).digest()
-    assert ptau._Blake2b512().digest() == hashlib.blake2b(b"", digest_size=64).digest()
-    other = ptau._Blake2b512()
+    assert contribution._Blake2b512().digest() == hashlib.blake2b(b"", digest_size=64).digest()
+    other = contribution._Blake2b512()
     other.update(data[:-1] + b"x")
     assert other.digest() != hashlib.blake2b(data, digest_size=64).digest()
 
 
 def test_hash_to_g2_lands_in_g2_and_depends_on_the_hash() -> None:
     from teeprover import curve
-    p = ptau._hash_to_g2(bytes(range(64)))
-    q = ptau._hash_to_g2(bytes(range(1, 65)))
+    p = contribution._hash_to_g2(bytes(range(64)))
+    q = contribution._hash_to_g2(bytes(range(1, 65)))
     assert p.is_in_subgroup() and q.is_in_subgroup()
     assert p != q and not curve.g2_is_identity(p)
 
