@@ -159,6 +159,8 @@ class MidnightOracle:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
 
 
 _SHARED: MidnightOracle | None = None
