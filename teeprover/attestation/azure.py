@@ -6,7 +6,7 @@ so a token cannot point us at a key of its choosing.  JWS is checked by hand (RS
 RSASSA-PKCS1-v1_5 / SHA-256 over ``header.payload``) to avoid a dependency for ~20 lines.
 
 Two token shapes carry the SEV-SNP claims: ``/attest/AzureGuest`` (vTPM guest attestation)
-nests them under ``x-ms-isolation-tee``; ``/attest/SevSnpVm`` (what ``azure_evidence`` asks
+nests them under ``x-ms-isolation-tee``; ``/attest/SevSnpVm`` (what ``evidence.azure`` asks
 for) puts them at the top level with ``x-ms-attestation-type: sevsnpvm``.  In both, the TEE's
 ``x-ms-runtime`` is the paravisor's runtime data, whose SHA-256 MAA checked against the
 hardware report_data, and its ``user-data`` (hex) is what the guest wrote to the vTPM: our

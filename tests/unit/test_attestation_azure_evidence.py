@@ -23,7 +23,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from teeprover.attestation import Roots, binding_digest, collect, verify
-from teeprover.attestation.azure_evidence import (
+from teeprover.attestation.evidence import FORMATS, Services, default_provider
+from teeprover.attestation.evidence.azure import (
     HCL_REPORT_NV_INDEX,
     HCL_USER_DATA_NV_INDEX,
     AzureProvider,
@@ -33,7 +34,6 @@ from teeprover.attestation.azure_evidence import (
     maa_request,
     parse_hcl_report,
 )
-from teeprover.attestation.evidence import FORMATS, Services, default_provider
 from teeprover.attestation.snp import POLICY_DEBUG, REPORT_SIZE
 from teeprover.attestation.tpm import (
     TPMA_NV_OWNERWRITE,

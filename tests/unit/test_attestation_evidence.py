@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from teeprover.attestation import Roots, binding_bytes, binding_digest, collect, detect_platform, verify
-from teeprover.attestation.evidence import ConfigfsTsmProvider, NitroProvider, encode_nsm_request
+from teeprover.attestation.evidence.nitro import NitroProvider, encode_nsm_request
+from teeprover.attestation.evidence.tsm import ConfigfsTsmProvider
 from teeprover.attestation.simulated import build_document, self_signed_p384
 from teeprover.attestation.snp import CERT_TABLE_GUIDS
 from teeprover.errors import InvalidInput
@@ -333,7 +334,7 @@ class FakeSevGuest:
         import ctypes
         import errno
 
-        from teeprover.attestation.evidence import (
+        from teeprover.attestation.evidence.sev_guest import (
             SNP_GET_EXT_REPORT,
             SnpExtReportReq,
             SnpGuestRequestIoctl,
@@ -355,7 +356,7 @@ class FakeSevGuest:
 
 
 def test_collect_snp_from_fake_sev_guest_device_verifies(amd: FakeAmd) -> None:
-    from teeprover.attestation.evidence import SevGuestProvider
+    from teeprover.attestation.evidence.sev_guest import SevGuestProvider
 
     rd = binding_digest(nonce=b"nn", tls_spki_sha256=SPKI, hpke_public_key=HPKE,
                         timestamp_ms=int(NOW.timestamp() * 1000))
@@ -369,13 +370,13 @@ def test_collect_snp_from_fake_sev_guest_device_verifies(amd: FakeAmd) -> None:
 
 
 def test_sev_guest_report_without_our_report_data_is_refused(amd: FakeAmd) -> None:
-    from teeprover.attestation.evidence import SevGuestProvider
+    from teeprover.attestation.evidence.sev_guest import SevGuestProvider
 
     class Replaying(FakeSevGuest):
         def __call__(self, request: int, arg: object) -> None:
             import ctypes
 
-            from teeprover.attestation.evidence import SnpExtReportReq
+            from teeprover.attestation.evidence.sev_guest import SnpExtReportReq
 
             req = SnpExtReportReq.from_address(arg.req_data)  # type: ignore[attr-defined]
             ctypes.memset(req.data.user_data, 0, 64)  # a host replaying an old report
@@ -386,7 +387,8 @@ def test_sev_guest_report_without_our_report_data_is_refused(amd: FakeAmd) -> No
 
 
 def test_default_provider_falls_back_to_dev_sev_guest(tmp_path: Path) -> None:
-    from teeprover.attestation.evidence import SevGuestProvider, default_provider
+    from teeprover.attestation.evidence import default_provider
+    from teeprover.attestation.evidence.sev_guest import SevGuestProvider
 
     (tmp_path / "dev").mkdir()
     (tmp_path / "dev/sev-guest").write_bytes(b"")

@@ -24,7 +24,8 @@ import pytest
 from cryptography import x509
 
 from teeprover.attestation import binding_digest, collect, default_roots, verify
-from teeprover.attestation.evidence import ConfigfsTsmProvider, Services, default_provider
+from teeprover.attestation.evidence import Services, default_provider
+from teeprover.attestation.evidence.tsm import ConfigfsTsmProvider
 from teeprover.attestation.pccs import (
     INTEL_PCS_URL,
     INTEL_ROOT_CA_CRL_URL,

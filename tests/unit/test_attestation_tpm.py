@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from teeprover.attestation import Roots, binding_digest, collect, gcp, verify
 from teeprover.attestation import tpm as T
 from teeprover.attestation.evidence import default_provider
-from teeprover.attestation.gcp_evidence import (
+from teeprover.attestation.evidence.gcp import (
     GCE_AK_CERT_NV_INDEX_RSA,
     GCE_AK_TEMPLATE_NV_INDEX_RSA,
     GcpVtpmProvider,

@@ -39,9 +39,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..errors import TeeProverError, Unavailable
-from .azure import MAX_TOKEN_BYTES
-from .snp import REPORT_SIZE
+from teeprover.attestation.azure import MAX_TOKEN_BYTES
+from teeprover.attestation.snp import REPORT_SIZE
+from teeprover.errors import TeeProverError, Unavailable
 
 HCL_REPORT_NV_INDEX = 0x01400001
 HCL_USER_DATA_NV_INDEX = 0x01400002
@@ -276,7 +276,7 @@ class AzureProvider:
 
     @classmethod
     def from_device(cls, device: str = "/dev/tpmrm0", *, maa_url: str, imds_url: str) -> AzureProvider:
-        from .tpm import Tpm, device_transport  # the device is opened at the first command
+        from teeprover.attestation.tpm import Tpm, device_transport  # the device is opened at the first command
 
         return cls(Tpm(device_transport(device)), maa_url=maa_url, imds_url=imds_url)
 

@@ -1,7 +1,7 @@
 """GCP Confidential VM evidence: a go-tpm-tools ``attest.Attestation`` from the vTPM.
 
 Built the way go-tpm-tools does it (``client.GceAttestationKeyRSA`` + ``Key.Attest``) over our own
-TPM 2.0 client (:mod:`.tpm`); verified by :mod:`.gcp`.
+TPM 2.0 client (:mod:`teeprover.attestation.tpm`); verified by :mod:`teeprover.attestation.gcp`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from ..errors import Unavailable
-from . import tpm as t
-from ._protobuf import bytes_field, varint_field
-from .gcp import HASHES, parse_attest, parse_rsa_public, parse_signature, pcr_digest, quote_nonce
+from teeprover.attestation import tpm as t
+from teeprover.attestation._protobuf import bytes_field, varint_field
+from teeprover.attestation.gcp import HASHES, parse_attest, parse_rsa_public, parse_signature, pcr_digest, quote_nonce
+from teeprover.errors import Unavailable
 
 GCE_AK_CERT_NV_INDEX_RSA = 0x01C10000
 GCE_AK_TEMPLATE_NV_INDEX_RSA = 0x01C10001  # RSA preferred: gcp.py verifies RSASSA quotes only
