@@ -31,8 +31,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.test_operations import CBOR, chain_circuit, demo_request, log_events, long_batch
-from tests.support.stack import SHARED_CACHE, running_stack
+from tests.support.ops import CBOR, demo_request, ensure_chain_keys, log_events, long_batch
+from tests.support.stack import running_stack
 
 
 def pct(values: list[float], q: float) -> float:
@@ -43,24 +43,6 @@ def pct(values: list[float], q: float) -> float:
 def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": pct(values, 0.5), "p95": pct(values, 0.95), "p99": pct(values, 0.99),
             "mean": round(statistics.fmean(values), 3), "max": round(max(values), 3)}
-
-
-def ensure_chain_keys() -> None:
-    import os
-    import subprocess
-    import sys
-
-    from tests.e2e.test_operations import CHAIN
-    from tests.support.stack import REPO
-
-    target = SHARED_CACHE / "keys" / CHAIN
-    if not (target / "key.json").exists():
-        code = ("import sys; from pathlib import Path; from teeprover.commands.circuits import setup_keys; "
-                "setup_keys(sys.stdin.buffer.read(), Path(sys.argv[1]))")
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")},
-               "TEEPROVER_CACHE_DIR": str(SHARED_CACHE)}
-        subprocess.run([sys.executable, "-c", code, str(target)], input=chain_circuit(), env=env, cwd=REPO,
-                       check=True, timeout=120)
 
 
 def main() -> int:
@@ -93,7 +75,7 @@ def main() -> int:
             if args.renice_workers:
                 import os
 
-                from tests.e2e.test_operations import descendants, prover_pid
+                from tests.support.ops import descendants, prover_pid
 
                 for pid in descendants(prover_pid(stack)):
                     os.setpriority(os.PRIO_PROCESS, pid, args.renice_workers)

@@ -10,7 +10,6 @@ hold a worker.  Every wait is bounded.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -31,67 +30,30 @@ import httpx
 import pytest
 from google.api import httpbody_pb2
 
-from teeprover import zkir
 from teeprover.groth16 import encoding
 from teeprover.groth16.verify import verify
 from teeprover.keystore import read_key_dir
 from teeprover.v1 import prover_pb2, prover_pb2_grpc
+from tests.support.ops import (
+    CBOR,
+    CHAIN,
+    DEMO,
+    chain_request,
+    demo_request,
+    descendants,
+    ensure_chain_keys,
+    log_events,
+    long_batch,
+    prover_pid,
+)
 from tests.support.stack import REPO, SHARED_CACHE, Stack, free_port, running_stack
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "zkir"
-DEMO = "builtin/demo/arithmetic"
-CHAIN = "test/ops/chain-k11"  # the long circuit, in the shared key store
-CHAIN_LENGTH = 1900  # multiplications: 1901 constraints -> k = 11
-SCALAR_MODULUS = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
-CBOR = "application/cbor"
-
-
-# ------------------------------------------------------------------------------------ inputs
-
-
-def demo_request(binding: int | None = None) -> zkir.ProveRequest:
-    data = json.loads((FIXTURES / "arithmetic.preimage.json").read_text())
-    data["key_location"] = DEMO
-    return zkir.ProveRequest(zkir.ProofPreimage.from_json(json.dumps(data).encode()), None, binding)
-
-
-def chain_circuit() -> bytes:
-    """x1 = in0*in1, x(i+1) = x(i)*in1, ...; the last value is the one public input after the binding."""
-    ops: list[dict[str, Any]] = [{"op": "mul", "a": 0, "b": 1}]
-    ops += [{"op": "mul", "a": 2 + i, "b": 1} for i in range(CHAIN_LENGTH - 1)]
-    ops += [{"op": "declare_pub_input", "var": 1 + CHAIN_LENGTH}, {"op": "pi_skip", "guard": None, "count": 1}]
-    return json.dumps({"version": {"major": 2, "minor": 0}, "num_inputs": 2, "do_communications_commitment": False,
-                       "instructions": ops}).encode()
-
-
-def chain_request(binding: int = 7) -> zkir.ProveRequest:
-    out = 3 * pow(5, CHAIN_LENGTH, SCALAR_MODULUS) % SCALAR_MODULUS
-    preimage = {"version": 1, "inputs": ["3", "5"], "private_transcript": [], "public_transcript_inputs": [str(out)],
-                "public_transcript_outputs": [], "binding_input": str(binding), "communications_commitment": None,
-                "key_location": CHAIN}
-    return zkir.ProveRequest(zkir.ProofPreimage.from_json(json.dumps(preimage).encode()))
-
-
-def long_batch(items: int = 64) -> bytes:
-    """A /prove-tx body that keeps one worker busy for about items * 0.3 s."""
-    one = cbor2.loads(chain_request().to_cbor())
-    return cbor2.dumps([one] * items)
-
-
 @pytest.fixture(scope="module")
 def chain_keys() -> Path:
     """Keys of the k=11 chain circuit in the shared key store (made once, ~3 s)."""
-    target = SHARED_CACHE / "keys" / CHAIN
-    if not (target / "key.json").exists():
-        code = ("import os, sys; from pathlib import Path; from teeprover.commands.circuits import setup_keys; "
-                "setup_keys(sys.stdin.buffer.read(), Path(sys.argv[1]))")
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")},
-               "TEEPROVER_CACHE_DIR": str(SHARED_CACHE)}
-        subprocess.run([sys.executable, "-c", code, str(target)], input=chain_circuit(), env=env, cwd=REPO,
-                       check=True, timeout=120)
-    return target
+    return ensure_chain_keys()
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -116,20 +78,6 @@ def ready(stack: Stack) -> dict[str, Any]:
     return dict(reply.json())
 
 
-def log_events(lines: list[str], service: str = "prover", msg: str = "job") -> list[dict[str, Any]]:
-    out = []
-    for line in list(lines):
-        if not line.startswith("{"):
-            continue
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("service") == service and entry.get("msg") == msg:
-            out.append(entry)
-    return out
-
-
 def scrape(port: int) -> dict[str, float]:
     """Prometheus text → {'name{labels}': value} (labels as printed)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -141,42 +89,12 @@ def scrape(port: int) -> dict[str, float]:
     return samples
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
-
-
-def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        for child in children(todo.pop()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
     return state != "Z"
-
-
-def prover_pid(stack: Stack) -> int:
-    for pid in children(stack.proc.pid):
-        if b"services.prover.server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return pid
-    raise AssertionError("no prover process under the supervisor")
 
 
 def free_port_block(n: int) -> int:

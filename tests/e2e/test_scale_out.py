@@ -35,7 +35,8 @@ from services.gateway.server import envoy_command
 from teeprover.groth16 import encoding
 from teeprover.groth16.verify import verify
 from teeprover.keystore import read_key_dir
-from tests.e2e.test_operations import CHAIN, CHAIN_LENGTH, SCALAR_MODULUS, chain_keys, chain_request
+from tests.e2e.test_operations import chain_keys
+from tests.support.ops import CHAIN, CHAIN_LENGTH, SCALAR_MODULUS, chain_request
 from tests.support.stack import REPO, SHARED_CACHE, free_port
 
 pytestmark = pytest.mark.e2e
