@@ -3,7 +3,7 @@
     python bench/bench_prove.py 12 14 16            # all stages, artifacts cached in .cache/bench-engine
     python bench/bench_prove.py --process 16        # only the whole-process prove (key load + prove)
 
-Circuit: the squaring chain ``s[i+1] = s[i]^2 + i`` (as PERF-NOTES and the unit tests), sized so
+Circuit: the squaring chain ``s[i+1] = s[i]^2 + i`` (as docs/architecture.md §11 and the unit tests), sized so
 that constraints + public + 1 = 2^k; the witness starts from a random x, so every value is a full
 size field element.  Points come from a real dev ptau (distinct points, not repeats).
 

@@ -1,4 +1,4 @@
-"""The ``teeprover`` command line (ARCHITECTURE.md §9).
+"""The ``teeprover`` command line (docs/architecture.md §9).
 
 Each subcommand lives in the module that owns its concept; this file only
 assembles the parser and turns what is left of a failure into one line on

@@ -1,7 +1,7 @@
 """The one seam where domain errors become gRPC status codes and the public error shape.
 
 A wallet always receives ``{"error","message","details","request_id"}``
-(ARCHITECTURE.md §2).  How it gets there through Envoy: Envoy's gRPC-JSON
+(docs/architecture.md §2).  How it gets there through Envoy: Envoy's gRPC-JSON
 transcoder can only print a ``google.rpc.Status`` (``{"code","message",
 "details"}``), so the handler also sends the finished public JSON as the
 trailing-metadata entry ``x-error-body``; a small Lua filter in front of the

@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing for every gRPC service (ARCHITECTURE.md §8).
+"""OpenTelemetry tracing for every gRPC service (docs/architecture.md §8).
 
 Off by default (``TEEPROVER_OTEL_EXPORTER=none``).  With ``console`` or ``otlp``
 each server gets the ``opentelemetry-instrumentation-grpc`` server interceptor

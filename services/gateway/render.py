@@ -191,7 +191,7 @@ _HCM_TYPE = ("type.googleapis.com/envoy.extensions.filters.network.http_connecti
 
 def _rate_limit_filter_config(cfg: GatewayConfig, *, tokens: int, fill_seconds: int, rps_label: str,
                               bucket_key: str | None = None) -> dict[str, Any]:
-    """Per-client-IP token bucket: the empty descriptor value is the per-IP wildcard (ENVOY-NOTES).
+    """Per-client-IP token bucket: the empty descriptor value is the per-IP wildcard (docs/architecture.md §10).
 
     ``bucket_key`` (e.g. "k10") adds a fixed second descriptor entry, so one client IP has one
     bucket per key.  ``max_dynamic_descriptors`` is far above any realistic number of clients
@@ -361,7 +361,7 @@ def _preflight_route() -> dict[str, Any]:
 def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
     filters: list[dict[str, Any]] = [
         {
-            # First in the chain: gRPC's status headers mean nothing to a REST client (ENVOY-NOTES:
+            # First in the chain: gRPC's status headers mean nothing to a REST client (docs/architecture.md §10:
             # removing them here is safe, unlike route-level removal which turns errors into 200s).
             "name": "envoy.filters.http.header_mutation",
             "typed_config": {
@@ -381,7 +381,7 @@ def _http_filters(cfg: GatewayConfig, descriptor: Path) -> list[dict[str, Any]]:
     filters += [
         {
             # grpc base64-decodes metadata whose name ends in "-bin"; a client's junk "x-foo-bin" header
-            # would otherwise turn any request into a 500 with grpc's own text (ENVOY-NOTES).
+            # would otherwise turn any request into a 500 with grpc's own text (docs/architecture.md §10).
             "name": "teeprover.strip_binary_headers",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.lua.v3.Lua",
@@ -563,7 +563,7 @@ def _cluster(name: str, port: int) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
-        # A dead single host must give a clean 503, not panic-mode traffic (ENVOY-NOTES).
+        # A dead single host must give a clean 503, not panic-mode traffic (docs/architecture.md §10).
         "common_lb_config": {"healthy_panic_threshold": {"value": 0}},
         "load_assignment": {
             "cluster_name": name,

@@ -1,4 +1,4 @@
-"""The prover's Prometheus metrics and job logs (ARCHITECTURE.md §8).
+"""The prover's Prometheus metrics and job logs (docs/architecture.md §8).
 
 Three sources feed them:
 

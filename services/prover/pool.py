@@ -1,4 +1,4 @@
-"""A pool of prover worker processes with a bounded FIFO queue (ARCHITECTURE.md §4).
+"""A pool of prover worker processes with a bounded FIFO queue (docs/architecture.md §4).
 
 Core code: no gRPC here; the servicer maps the domain errors raised below at the
 one error seam.

@@ -1,6 +1,6 @@
 """The single verification entry point: ``verify(evidence, *, platform, ...) -> Result``.
 
-Pipeline (STYLE.md item 11): parse -> structure and size bounds -> chain to a pinned
+Pipeline (docs/architecture.md §5): parse -> structure and size bounds -> chain to a pinned
 root -> signature -> [tcb] -> nonce / freshness (platform verifiers), then measurements
 against the expected manifest -> policy (here, common to all platforms).  The first
 failing step ends verification with a failed ``Result``; no exception escapes for any

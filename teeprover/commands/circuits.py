@@ -1,4 +1,4 @@
-"""``teeprover setup | prove | verify | k | check`` (ARCHITECTURE.md §9)."""
+"""``teeprover setup | prove | verify | k | check`` (docs/architecture.md §9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every public REST route through the real Envoy into the real services (ARCHITECTURE.md §2)."""
+"""Every public REST route through the real Envoy into the real services (docs/architecture.md §2)."""
 
 from __future__ import annotations
 

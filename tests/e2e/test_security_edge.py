@@ -1,4 +1,6 @@
-"""The public surface is safe by default, proven through the real Envoy (ARCHITECTURE.md §7, issue "Security edge").
+"""The public surface is safe by default, proven through the real Envoy.
+
+docs/architecture.md §7 and the issue "Security edge".
 
 One stack for the module, with the production body limit (10 MiB), a CORS
 allow-list and the HTTPS listener on.  Rate-limit tests bind their client

@@ -1,4 +1,4 @@
-"""Kubernetes manifests: generated Envoy config up to date and valid; pods hardened as STYLE.md item 14 asks."""
+"""Kubernetes manifests: generated Envoy config up to date and valid; pods hardened as docs/architecture.md §7 asks."""
 
 from __future__ import annotations
 
