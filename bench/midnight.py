@@ -60,8 +60,8 @@ def _keys_for(path: Path, circuit_bytes: bytes, cache: Path) -> tuple[Path, floa
     """Key directory for a corpus circuit (set up once); the set-up time when it ran now."""
     from teeprover import zkir
     from teeprover.builtin_keys import have_dev_params
-    from teeprover.commands.circuits import setup_keys
-    from teeprover.commands.params import generate_dev
+    from teeprover.keysetup import setup_keys
+    from teeprover.params.dev import generate_dev
 
     target = CACHE / "keys" / path.relative_to(CORPUS).with_suffix("")
     digest = zkir.load_circuit(circuit_bytes).digest().hex()

@@ -104,8 +104,8 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
     told ``setting_up`` / ``ready`` per location.
     """
     from teeprover import zkir
-    from teeprover.commands.circuits import setup_keys
-    from teeprover.commands.params import generate_dev
+    from teeprover.keysetup import setup_keys
+    from teeprover.params.dev import generate_dev
 
     wanted = [loc for loc in locations if loc in BUILTINS]
     keys_root.mkdir(parents=True, exist_ok=True)
@@ -135,8 +135,8 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
 
 def have_dev_params(k: int, cache: Path | None) -> bool:
     """The development manifest lists parameters of size >= ``k`` (any such file serves)."""
-    from teeprover.commands.params import dev_manifest_path
     from teeprover.errors import TeeProverError
+    from teeprover.params.dev import dev_manifest_path
     from teeprover.params.manifest import load_manifest
 
     path = dev_manifest_path(cache)

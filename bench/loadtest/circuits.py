@@ -85,7 +85,7 @@ class Chain:
 def prepare(cache: Path) -> dict[int, Chain]:
     """Dev parameters k = 10..14 and the chains' keys in ``cache`` (made once); the chains with their keys."""
     from services.supervisor import devsetup
-    from teeprover.commands.circuits import setup_keys
+    from teeprover.keysetup import setup_keys
 
     devsetup.prepare(cache, max(K_RANGE))
     for k in K_RANGE:

@@ -25,15 +25,15 @@ DEMO_CIRCUITS = {"builtin/demo/arithmetic": "arithmetic.zkir.json", "builtin/dem
 
 
 def manifest_path(cache_dir: Path) -> Path:
-    from teeprover.commands.params import dev_manifest_path
+    from teeprover.params.dev import dev_manifest_path
 
     return dev_manifest_path(cache_dir)
 
 
 def prepare(cache_dir: Path, max_k: int) -> Path:
     """Make sure dev parameters for k = 10..max_k and the demo circuits' keys exist; return the manifest path."""
-    from teeprover.commands.circuits import setup_keys
-    from teeprover.commands.params import dev_manifest_path, generate_dev
+    from teeprover.keysetup import setup_keys
+    from teeprover.params.dev import dev_manifest_path, generate_dev
     from teeprover.params.manifest import load_manifest
 
     manifest_file = dev_manifest_path(cache_dir)

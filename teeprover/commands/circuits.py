@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teeprover.commands._common import EXIT_INVALID, EXIT_OK, cache_dir, fail, read_input
-from teeprover.commands._progress import QUIET, Progress
+from teeprover.commands._progress import Progress
 from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
 
 if TYPE_CHECKING:
@@ -89,61 +88,9 @@ def _guard(fn: Any) -> Any:
 
 
 # -- setup ----------------------------------------------------------------------------------------
-def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> Any:
-    from teeprover.commands.params import manifest_path
-    from teeprover.params.manifest import load_manifest
-    from teeprover.params.store import ParamStore
-    from teeprover.snarkjs.ptau import read_ptau
-
-    if explicit is not None:
-        return read_ptau(explicit)
-    manifest = load_manifest(manifest_path(cache=cache))
-    with ParamStore(cache_dir(cache) / "params", manifest) as store:
-        # Any cached or fetchable file of power >= k serves (Lagrange sections exist for every smaller size).
-        for power in range(k, 25):
-            try:
-                manifest.entry(power)
-            except TeeProverError:
-                continue
-            return read_ptau(store.ensure(power))
-    raise InvalidInput(f"no parameters of size >= {k} in the manifest: run `teeprover params fetch {k}`, or "
-                       f"`teeprover params generate {k} --dev` for INSECURE development ones")
-
-
-def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None,
-               cache: Path | None = None, progress: Progress = QUIET) -> dict[str, Any]:
-    from teeprover import zkir
-    from teeprover.groth16 import encoding
-    from teeprover.groth16.setup import generate_keys
-    from teeprover.keystore import write_key_dir
-    from teeprover.snarkjs.export import verification_key_json
-
-    with progress.stage("compiling the circuit"):
-        circuit = zkir.load_circuit(circuit_bytes)
-        compiled = zkir.compile_circuit(circuit)
-    if k is not None and k != compiled.k:
-        raise InvalidInput(
-            f"--k {k}: the circuit's k is {compiled.k}" + (
-                ", so its keys cannot be smaller" if k < compiled.k else
-                "; Groth16 keys are made for the circuit's own domain, so drop --k (parameters of any size "
-                f">= {compiled.k} serve)"), details={"k": k, "circuit_k": compiled.k})
-    n = compiled.r1cs.domain_size()
-    power = max(compiled.k, n.bit_length() - 1)
-    with progress.stage(f"loading parameters (k={power})"):
-        params = load_ptau_for(power, ptau, cache).lagrange_params(n)
-    with progress.stage(f"generating keys ({compiled.r1cs.num_constraints} constraints)"):
-        pk = generate_keys(compiled.r1cs, params)
-    meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
-            "constraints": compiled.r1cs.num_constraints, "public_inputs": compiled.r1cs.num_public,
-            "created": dt.datetime.now(dt.UTC).isoformat(), "made_by": "teeprover setup"}
-    with progress.stage(f"writing keys to {out}"):
-        write_key_dir(out, circuit=circuit.to_cbor(), prover_key=encoding.encode_proving_key(pk),
-                      verifier_key=encoding.encode_verifying_key(pk.vk),
-                      verification_key_json=verification_key_json(pk.vk), meta=meta)
-    return meta
-
-
 def _setup(args: argparse.Namespace) -> int:
+    from teeprover.keysetup import setup_keys
+
     if args.builtin is not None:
         return _setup_builtin(args)
     if args.circuit is None or args.out is None:

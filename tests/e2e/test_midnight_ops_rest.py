@@ -18,11 +18,11 @@ import pytest
 
 from teeprover import zkir
 from teeprover.builtin_keys import have_dev_params
-from teeprover.commands.circuits import setup_keys
-from teeprover.commands.params import generate_dev
 from teeprover.groth16 import encoding
 from teeprover.groth16.verify import verify
+from teeprover.keysetup import setup_keys
 from teeprover.keystore import read_key_dir
+from teeprover.params.dev import generate_dev
 from teeprover.snarkjs.export import proof_json, public_json
 from tests.support import npm
 from tests.support.midnight import Big, MidnightOracle
