@@ -4,7 +4,7 @@ A worker is a process started by :class:`services.prover.pool.WorkerPool` with t
 ``spawn`` or ``forkserver`` start method. It owns one duplex pipe to the parent
 and one ``multiprocessing.Event`` (its stop flag). Messages are tuples:
 
-    parent -> worker   ("run", job_id, "module:function", payload)   ("stop",)
+    parent -> worker   ("run", job_id, job_name, payload)   ("stop",)
     worker -> parent   ("mem", resident_bytes, peak_bytes)  before "ready" and before every "done"
                        ("ready", pid)
                        ("done", job_id, retiring, "ok", result_bytes)
@@ -20,6 +20,11 @@ that is refused the peak is the process's lifetime peak, which only overstates).
 reporting, freed heap is handed back to the OS (glibc ``malloc_trim``), so an idle worker's
 figure is what it really keeps: interpreter, modules and cached keys. The pool's memory
 budget is built on these figures (``services/prover/pool.py``).
+
+Jobs are registered functions: a module-level function decorated with :func:`pool_job`.
+The pool takes the function itself; on the pipe it is named ``"module:qualname"``
+(:func:`job_name`) and a worker runs only a name that its module registered, so the
+parent cannot make a worker call anything else.
 
 Warm state: each job function's module is imported once per worker process and
 the resolved function is reused, so module-level caches (an LRU of decoded
@@ -58,17 +63,38 @@ EXIT_AFTER_MEMORY_ERROR = 3
 _SAFE_ATTR_TYPES = (bool, int, float, str, type(None))
 
 
-def resolve_function(path: str) -> JobFunction:
-    """Import ``"package.module:function"`` and return the callable."""
-    module_name, sep, attr = path.partition(":")
-    if not sep or not module_name or not attr:
-        raise ValueError(f"worker function must be 'module:function', got {path!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{path} is not callable")
-    return obj  # type: ignore[no-any-return]
+_JOBS: dict[str, JobFunction] = {}  # job_name -> function, filled by @pool_job as modules are imported
+
+
+def job_name(fn: Callable[..., Any]) -> str:
+    """``"module:qualname"``: how a job is named on the pipe and in the pool's memory history."""
+    return f"{fn.__module__}:{fn.__qualname__}"
+
+
+def pool_job(fn: JobFunction) -> JobFunction:
+    """Register a module-level function ``fn(payload, should_stop) -> bytes`` as a job the pool may run."""
+    _JOBS[job_name(fn)] = fn
+    return fn
+
+
+def registered_name(fn: Callable[..., Any]) -> str:
+    """The name of a registered job; ``ValueError`` for anything else (an import string included)."""
+    name = job_name(fn) if callable(fn) else repr(fn)
+    if not callable(fn) or _JOBS.get(name) is not fn:
+        raise ValueError(f"{name} is not a registered pool job (decorate it with @pool_job)")
+    return name
+
+
+def resolve_function(name: str) -> JobFunction:
+    """The registered job ``name`` (its module imported here, which registers it)."""
+    module_name, sep, _ = name.partition(":")
+    if not sep or not module_name:
+        raise ValueError(f"job name must be 'module:qualname', got {name!r}")
+    importlib.import_module(module_name)
+    fn = _JOBS.get(name)
+    if fn is None:
+        raise ValueError(f"{name} is not a registered pool job")
+    return fn
 
 
 # --------------------------------------------------------------------------- errors
@@ -181,15 +207,15 @@ def memory_report() -> tuple[str, int, int]:
 # --------------------------------------------------------------------------- worker loop
 
 
-def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> None:
+def worker_main(conn: Any, stop_event: Any, initializer: Callable[[], None] | None = None) -> None:
     """Entry point of a worker process (the ``target`` of ``multiprocessing.Process``)."""
     # The parent owns shutdown: Ctrl-C in a terminal must not kill workers mid-proof,
     # while SIGTERM (sent by the pool on timeout) must still end the process at once.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
-    if initializer:
-        resolve_function(initializer)()  # type: ignore[call-arg]
+    if initializer is not None:
+        initializer()
     conn.send(memory_report())
     conn.send(("ready", os.getpid()))
 
@@ -203,9 +229,9 @@ def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> N
             return  # parent went away
         if msg[0] == "stop":
             return
-        _, job_id, fn_path, payload = msg
+        _, job_id, fn_name, payload = msg
         reset_peak()
-        outcome, recycle = _run_one(job_id, fn_path, payload, functions, should_stop)
+        outcome, recycle = _run_one(job_id, fn_name, payload, functions, should_stop)
         del payload
         try:
             conn.send(memory_report())
@@ -222,23 +248,23 @@ def worker_main(conn: Any, stop_event: Any, initializer: str | None = None) -> N
 
 def _run_one(
     job_id: str,
-    fn_path: str,
+    fn_name: str,
     payload: bytes,
     functions: dict[str, JobFunction],
     should_stop: Callable[[], bool],
 ) -> tuple[tuple[Any, ...], bool]:
     """Run one job; return (outcome part of the reply, whether the worker must recycle itself)."""
     try:
-        fn = functions.get(fn_path)
+        fn = functions.get(fn_name)
         if fn is None:
-            fn = functions[fn_path] = resolve_function(fn_path)
+            fn = functions[fn_name] = resolve_function(fn_name)
         result = fn(payload, should_stop)
         if should_stop():
             return ("cancelled",), False
         if isinstance(result, bytearray | memoryview):
             result = bytes(result)
         if not isinstance(result, bytes):
-            logger.error("job %s: %s returned %s, not bytes", job_id, fn_path, type(result).__name__)
+            logger.error("job %s: %s returned %s, not bytes", job_id, fn_name, type(result).__name__)
             return ("error", *encode_error(InternalError(GENERIC_INTERNAL_MESSAGE))), False
         return ("ok", result), False
     except Cancelled:
@@ -246,10 +272,10 @@ def _run_one(
     except TeeProverError as exc:
         return ("error", *encode_error(exc)), False
     except MemoryError:
-        logger.error("job %s: MemoryError in %s; recycling worker %d", job_id, fn_path, os.getpid())
+        logger.error("job %s: MemoryError in %s; recycling worker %d", job_id, fn_name, os.getpid())
         return ("error", *encode_error(InternalError(OUT_OF_MEMORY_MESSAGE))), True
     except BaseException as exc:  # SystemExit, KeyboardInterrupt too: a job must not end the worker loop
         frames = "".join(traceback.format_tb(exc.__traceback__))
         # The exception's message is left out on purpose: it may quote private witness data.
-        logger.error("job %s: %s raised in %s\n%s", job_id, type(exc).__qualname__, fn_path, frames)
+        logger.error("job %s: %s raised in %s\n%s", job_id, type(exc).__qualname__, fn_name, frames)
         return ("error", *encode_error(InternalError(GENERIC_INTERNAL_MESSAGE))), False

@@ -1,15 +1,14 @@
 """The prover's core: admission, limits and job submission; no gRPC here.
 
 Heavy work runs in the process pool (``services/prover/pool.py``) through the
-worker functions in ``services/prover/jobs.py``; this layer checks what can be
-checked cheaply (body size, content type), submits, and waits.
+registered job functions in ``services/prover/jobs.py``; this layer checks what can be
+checked cheaply (body size, content type), submits the body to the kind's job, and waits.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import platform
-import struct
 import subprocess
 import threading
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from services.prover import jobs
+from services.prover._worker import JobFunction
 from teeprover import __version__, hpke
 from teeprover.errors import InvalidInput, NotFound, Overloaded, PayloadTooLarge, Unavailable
 from teeprover.keystore import KeyStore
@@ -48,19 +49,12 @@ class _NoObserver:
         pass
 
 
-# The pool runs this for /prove: jobs.prove plus a (k, seconds) header for the proof-time metric.
-PROVE_JOB = "services.prover.jobs:prove"
-PROOF_HEADER = struct.Struct(">Bd")  # k, seconds spent proving in the worker
-
-
-def split_proof_reply(reply: bytes) -> tuple[int, float, bytes]:
-    """(k, seconds, proof bytes) from a PROVE_JOB reply; the header never leaves the prover."""
-    k, seconds = PROOF_HEADER.unpack_from(reply)
-    return k, seconds, reply[PROOF_HEADER.size:]
+# The pool job for each kind of request (services/prover/jobs.py).
+JOBS: dict[str, JobFunction] = {"k": jobs.k, "check": jobs.check, "prove": jobs.prove, "prove_tx": jobs.prove_tx}
 
 
 class PoolLike(Protocol):
-    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float) -> JobLike: ...
+    def submit(self, job_id: str, fn: JobFunction, payload: bytes, *, timeout: float) -> JobLike: ...
     def stats(self) -> dict[str, int]: ...
     def is_ready(self) -> bool: ...
 
@@ -195,10 +189,9 @@ class ProverCore:
         if self.hpke_keys is not None and hpke.is_sealed(body):
             # A confidential request sealed to the attested key: opened here, inside the TEE.
             body = hpke.open_sealed(self.hpke_keys, body)
-        payload = media_type(content_type).encode() + b"\n" + body
-        fn = PROVE_JOB if kind == "prove" else f"services.prover.jobs:{kind}"
+        fn = JOBS[kind]
         try:
-            job = self.pool.submit(request_id, fn, payload, timeout=self.job_timeout)
+            job = self.pool.submit(request_id, fn, body, timeout=self.job_timeout)
         except Overloaded:  # the pool's observer never sees refused jobs: count them here
             self.observer.rejected(kind, "queue_full")
             raise
@@ -213,7 +206,7 @@ class ProverCore:
             if self.builtin is not None and isinstance(location, str):
                 self.builtin.require_ready(location)  # a built-in still being set up: 503 + Retry-After
             raise
-        if fn is PROVE_JOB:
-            k, seconds, reply = split_proof_reply(reply)
+        if fn is jobs.prove:
+            k, seconds, reply = jobs.split_proof_reply(reply)
             self.observer.proof_finished(k, seconds)
         return reply

@@ -1,34 +1,49 @@
 """Worker-side job functions (run inside the pool's processes; this module is imported once per worker).
 
-Each function takes ``payload = b"<media type>\\n" + body`` and a ``should_stop``
-callable checked between stages; it returns the reply bytes or raises a domain
-error that the pool carries back to the caller unchanged.  The per-worker
-:class:`teeprover.proving.Prover` keeps the proving-key LRU warm between jobs.
+Each job is a registered function (``@pool_job``) that takes the request body and a
+``should_stop`` callable checked between stages; it returns the reply bytes or raises a
+domain error that the pool carries back to the caller unchanged.  The per-worker
+:class:`teeprover.proving.Prover` keeps the proving-key LRU warm between jobs.  What a
+job's reply carries besides the answer (the proof's header) is defined here, with the job.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import struct
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from services.common import config as cfgmod
 from services.common import logs
-from services.prover.core import PROOF_HEADER
+from services.prover._worker import pool_job
 from services.prover.pool import default_memory_budget, key_cache_bytes
-from teeprover import zkir
-from teeprover.keystore import KeyStore
-from teeprover.proving import Prover, ProvingKeyCache, circuit_k
+
+if TYPE_CHECKING:
+    from teeprover.proving import Prover
 
 log = logging.getLogger("teeprover.worker")
 WORKER_NICENESS = 10
 _prover: Prover | None = None
 
+# prove's reply starts with (k, seconds spent proving in the worker), for the proof-time-by-k metric.
+PROOF_HEADER = struct.Struct(">Bd")
+
+
+def split_proof_reply(reply: bytes) -> tuple[int, float, bytes]:
+    """(k, seconds, proof bytes) from a :func:`prove` reply; the header never leaves the prover."""
+    k, seconds = PROOF_HEADER.unpack_from(reply)
+    return k, seconds, reply[PROOF_HEADER.size:]
+
 
 def init() -> None:
     """Pool initializer: JSON logs and the worker's prover (key store from the same configuration)."""
     global _prover
+    from teeprover.keystore import KeyStore
+    from teeprover.proving import Prover, ProvingKeyCache
+
     config = cfgmod.load(cfgmod.ProverConfig)
     logs.setup("prover-worker", config.log_level)
     # Proofs yield the CPU to the control plane: /health, /ready and the queue stay responsive
@@ -46,29 +61,28 @@ def _get() -> Prover:
     return _prover
 
 
-def _split(payload: bytes) -> tuple[str, bytes]:
-    content_type, _, body = payload.partition(b"\n")
-    return content_type.decode(), body
+@pool_job
+def k(body: bytes, should_stop: Callable[[], bool]) -> bytes:
+    from teeprover.proving import circuit_k
 
-
-def k(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    _, body = _split(payload)
     return str(circuit_k(body)).encode()
 
 
-def check(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
+@pool_job
+def check(body: bytes, should_stop: Callable[[], bool]) -> bytes:
     import cbor2
 
-    _, body = _split(payload)
     return cbor2.dumps(_get().check(body), canonical=True)
 
 
-def prove(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    """The proof, prefixed with a (k, seconds) header for the proof-time-by-k metric.
+@pool_job
+def prove(body: bytes, should_stop: Callable[[], bool]) -> bytes:
+    """The proof, prefixed with :data:`PROOF_HEADER` (k, seconds) for the proof-time-by-k metric.
 
-    The header never leaves the prover: ``core.split_proof_reply`` strips it.
+    The header never leaves the prover: :func:`split_proof_reply` strips it.
     """
-    _, body = _split(payload)
+    from teeprover import zkir
+
     start = time.perf_counter()
     result = _get().prove(zkir.ProveRequest.from_cbor(body), should_stop)
     seconds = time.perf_counter() - start
@@ -77,6 +91,6 @@ def prove(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
     return PROOF_HEADER.pack(result.k, seconds) + result.to_cbor()
 
 
-def prove_tx(payload: bytes, should_stop: Callable[[], bool]) -> bytes:
-    _, body = _split(payload)
+@pool_job
+def prove_tx(body: bytes, should_stop: Callable[[], bool]) -> bytes:
     return _get().prove_tx(body, should_stop)

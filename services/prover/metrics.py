@@ -12,7 +12,7 @@ Three sources feed them:
 
 Proof time by k is measured inside the worker, where k is known:
 ``services.prover.jobs.prove`` prefixes its reply with a fixed header (k, seconds)
-that ``core.split_proof_reply`` strips again before the reply leaves the prover.
+that ``jobs.split_proof_reply`` strips again before the reply leaves the prover.
 """
 
 from __future__ import annotations

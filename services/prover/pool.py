@@ -4,7 +4,7 @@ Core code: no gRPC here; the servicer maps the domain errors raised below at the
 one error seam.
 
     pool = WorkerPool(num_workers=4, capacity=32)
-    job = pool.submit(request_id, "services.prover.jobs:prove", payload, timeout=600)
+    job = pool.submit(request_id, jobs.prove, payload, timeout=600)  # a @pool_job function
     context.add_callback(job.cancel)          # caller went away -> cooperative cancel
     proof = job.result()                      # bytes, or raises a TeeProverError
     ...
@@ -43,8 +43,9 @@ known yet runs only while no other job runs; one job always may run, even if it 
 larger than the budget (it is then the only one). Key caches are sized in bytes
 (:func:`key_cache_bytes`), so what idle workers keep cannot eat the budget.
 
-Job functions have the signature ``fn(payload: bytes, should_stop: () -> bool) -> bytes``
-and may raise any ``TeeProverError``; it reaches the waiter as the same class with
+Job functions are module-level functions registered with ``@pool_job`` (``_worker.py``),
+of signature ``fn(payload: bytes, should_stop: () -> bool) -> bytes``, and may raise any
+``TeeProverError``; it reaches the waiter as the same class with
 the same message and details. Returning normally after ``should_stop()`` became
 true, or raising ``Cancelled``, ends the job ``cancelled``.
 
@@ -72,6 +73,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.prover import _worker
+from services.prover._worker import JobFunction
 from teeprover.errors import (
     Cancelled,
     InternalError,
@@ -136,7 +138,7 @@ class Job:
                  memory: int | None = None) -> None:
         self._pool = pool
         self.job_id = job_id
-        self.fn = fn
+        self.fn = fn  # the job function's name (_worker.job_name)
         self.timeout = timeout
         self.memory = memory  # expected growth of the worker while running it (bytes), if the caller knows
         self._payload: bytes | None = payload
@@ -259,7 +261,7 @@ class WorkerPool:
     ``capacity``: queued (not yet running) jobs allowed; 0 means unbounded.
     ``observer``: called with a :class:`JobEvent` at every job state transition, from
     whichever thread made it; must be quick and must not call back into ``submit``.
-    ``initializer``: optional ``"module:function"`` run once in each new worker
+    ``initializer``: optional module-level function run once in each new worker
     (logging setup, preloading keys).
     ``term_grace``: seconds between SIGTERM and SIGKILL when a worker is killed.
     ``cancel_grace``: seconds a cancelled running job has to stop before its worker
@@ -275,7 +277,7 @@ class WorkerPool:
         capacity: int = 0,
         *,
         observer: Observer | None = None,
-        initializer: str | None = None,
+        initializer: Callable[[], None] | None = None,
         term_grace: float = 1.0,
         cancel_grace: float | None = 30.0,
         start_method: str | None = None,
@@ -335,21 +337,21 @@ class WorkerPool:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float, memory: int | None = None) -> Job:
+    def submit(self, job_id: str, fn: JobFunction, payload: bytes, *, timeout: float,
+               memory: int | None = None) -> Job:
         """Queue a job. Raises ``Overloaded`` when the queue is full, ``Unavailable`` when
         draining, closed, or when no worker can be started.
 
         ``memory``: how many bytes the job is expected to add to a worker while it runs (its key
         and domain), if the caller knows; otherwise the pool uses what jobs of ``fn`` needed."""
-        if ":" not in fn:
-            raise ValueError(f"fn must be 'module:function', got {fn!r}")
+        name = _worker.registered_name(fn)  # ValueError unless fn is a @pool_job function
         if not (isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         if not isinstance(payload, bytes):
             raise TypeError("payload must be bytes")
         if memory is not None and memory < 0:
             raise ValueError(f"memory must be >= 0 bytes, got {memory}")
-        job = Job(self, job_id, fn, payload, float(timeout), memory)
+        job = Job(self, job_id, name, payload, float(timeout), memory)
         with self._events_lock:
             with self._lock:
                 if self._closed:
@@ -387,10 +389,10 @@ class WorkerPool:
                     "peak_reserved": self._peak_reserved,
                     "resident": sum(w.resident for w in self._workers if w.alive)}
 
-    def expected_growth(self, fn: str) -> int | None:
+    def expected_growth(self, fn: JobFunction) -> int | None:
         """Bytes the pool reserves for a job of ``fn`` submitted without ``memory`` (None: unknown yet)."""
         with self._lock:
-            return self._expected_locked(fn, None)
+            return self._expected_locked(_worker.job_name(fn), None)
 
     def workers(self) -> list[int]:
         """Pids of live workers (starting, idle or busy)."""

@@ -13,6 +13,7 @@ from services.common import config as cfgmod
 from services.common import logs, metrics
 from services.common.routes import PROTECTED_METHODS
 from services.common.server import create_server, run_until_signal
+from services.prover import jobs
 from services.prover.builtin import BuiltinKeys
 from services.prover.core import ProverCore, VersionInfo
 from services.prover.metrics import ProverMetrics
@@ -71,7 +72,7 @@ def create(config: cfgmod.ProverConfig, pool: WorkerPool | None = None,
         log.warning("AUTHENTICATION IS DISABLED (TEEPROVER_DISABLE_AUTH): development only, never in production")
     if pool is None:
         pool = WorkerPool(num_workers=config.num_workers, capacity=config.job_capacity,
-                          initializer="services.prover.jobs:init", observer=prover_metrics.observe,
+                          initializer=jobs.init, observer=prover_metrics.observe,
                           memory_budget=config.memory_budget or default_memory_budget())
         # Serve (and report healthy) only once the worker processes are up.
         if not pool.wait_ready(120):

@@ -105,7 +105,7 @@ class _Pool:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    def submit(self, job_id: str, fn: str, payload: bytes, *, timeout: float) -> _Job:
+    def submit(self, job_id: str, fn: Any, payload: bytes, *, timeout: float) -> _Job:
         return _Job(self.error)
 
     def stats(self) -> dict[str, int]:

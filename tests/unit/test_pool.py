@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,13 +22,14 @@ from teeprover.errors import (
     Overloaded,
     Unavailable,
 )
+from tests.unit import _pool_jobs
 
-JOBS = "tests.unit._pool_jobs"
 WAIT = 15.0  # upper bound for any single wait in these tests
 
 
-def fn(name: str) -> str:
-    return f"{JOBS}:{name}"
+def fn(name: str) -> Any:
+    """The job (or initializer) function ``name`` of tests/unit/_pool_jobs.py."""
+    return getattr(_pool_jobs, name)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
@@ -248,7 +250,8 @@ def test_other_exceptions_become_a_generic_internal_error_and_the_worker_survive
 
 def test_worker_logs_the_traceback_of_an_unexpected_error_but_not_its_message(caplog):
     # In-process: a worker's stderr belongs to the fork server, out of pytest's reach.
-    outcome, recycle = _worker._run_one("j1", fn("raise_value_error"), b"TOPSECRET", {}, lambda: False)
+    name = _worker.job_name(fn("raise_value_error"))
+    outcome, recycle = _worker._run_one("j1", name, b"TOPSECRET", {}, lambda: False)
     assert outcome == ("error", "teeprover.errors:InternalError", "internal error in proof worker", {}, {})
     assert recycle is False
     assert "ValueError" in caplog.text and "raise_value_error" in caplog.text
@@ -394,8 +397,9 @@ def test_pool_size_outside_1_to_64_is_refused(size):
 
 def test_submit_validates_its_arguments(make_pool):
     pool = make_pool(size=1)
-    with pytest.raises(ValueError):
-        pool.submit("x", "no_colon", b"", timeout=1)
+    for import_string in ("no_colon", "tests.unit._pool_jobs:echo"):  # jobs are functions, not names
+        with pytest.raises(ValueError, match="not a registered pool job"):
+            pool.submit("x", import_string, b"", timeout=1)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         pool.submit("x", fn("echo"), b"", timeout=0)
     with pytest.raises(TypeError):
@@ -577,3 +581,22 @@ def test_memory_budget_under_the_spec_stress_with_real_proofs(make_pool, tmp_pat
     # The first growths seen include the prover's imports: once later proofs show less, more than two may
     # fit. The law is the RSS bound above; and proofs did run side by side, not one at a time.
     assert s.peak_busy >= 2
+
+
+# ---------------------------------------------------------------------------- explicit jobs
+
+
+def test_only_registered_job_functions_are_accepted(make_pool):
+    pool = make_pool(size=1)
+    for not_a_job in (fn("unregistered"), fn("good_initializer"), print):
+        with pytest.raises(ValueError, match="not a registered pool job"):
+            pool.submit("x", not_a_job, b"", timeout=30)
+    assert pool.submit("ok", fn("echo"), b"registered", timeout=30).result(WAIT) == b"registered"
+
+
+def test_a_worker_runs_only_names_its_modules_registered():
+    # What the pipe could carry besides a registered job: an unregistered function, a non-function.
+    for name in (_worker.job_name(fn("unregistered")), "os:system", "tests.unit._pool_jobs"):
+        outcome, recycle = _worker._run_one("j", name, b"", {}, lambda: False)
+        assert outcome[:3] == ("error", "teeprover.errors:InternalError", "internal error in proof worker")
+        assert recycle is False
