@@ -96,7 +96,9 @@ _ZERO = Scalar.zero()
 
 def _odd_coset_native(evals_native: list[Scalar], prep: _Prepared) -> list[Scalar]:
     coeffs = curve.ifft_native(evals_native, prep.n)
-    return curve.fft_native([c * p for c, p in zip(coeffs, prep.odd_shift, strict=False)], prep.n)
+    shifted = [c * p for c, p in zip(coeffs, prep.odd_shift, strict=False)]
+    del coeffs  # one vector of n scalars fewer while the FFT runs
+    return curve.fft_native(shifted, prep.n)
 
 
 def evaluations_native(prep: _Prepared, witness: Sequence[int]) -> tuple[list[int], list[int]]:
