@@ -113,6 +113,11 @@ class Load:
         body = reply.json() if reply.headers.get("content-type", "").startswith("application/json") else None
         return Seen(t, route, reply.status_code, problem, body, time.monotonic())
 
+    def wait_for_answered(self, route: str, after: float) -> None:
+        """Until a request to ``route`` sent after ``after`` has its reply (bounded: the machine may be busy)."""
+        wait_for(lambda: any(s.route == route and s.t > after and s.status is not None for s in list(self.seen)),
+                 60, f"a reply to {route} sent after the fault")
+
     def between(self, start: float, end: float = float("inf")) -> list[Seen]:
         return [s for s in list(self.seen) if start <= s.t < end]
 
@@ -175,7 +180,7 @@ def test_sigkill_of_a_worker_under_load_fails_that_request_alone(fault_stack: St
         # The pool is whole again within 5 s (the load keeps running meanwhile).
         wait_for(lambda: ready(stack)["total_workers"] == WORKERS, 5, "the pool to replace the dead worker")
         assert not alive(pid)
-        time.sleep(1.0)  # let the load run on the repaired pool
+        load.wait_for_answered("/prove", after=time.monotonic())  # the load goes on on the repaired pool
         during = load.between(killed_at - 5)
     failed = [e for e in log_events(stack.lines[since:]) if e["state"] in ("failed", "timed_out")]
     assert [(e["request_id"], e["worker_pid"]) for e in failed] == [(body["request_id"], pid)]
@@ -228,7 +233,7 @@ def test_sigkill_of_the_prover_service_is_503_json_in_flight_and_ready_again(fau
                  every=0.1)
         back_at = time.monotonic()
         new = prover_pid(stack)
-        time.sleep(1.0)  # the load runs on the new prover
+        load.wait_for_answered("/prove", after=back_at)  # the load goes on on the new prover
     for reply in replies:
         body = json_error(reply, 503, "ServiceUnavailable")
         assert body["message"], body
@@ -265,7 +270,7 @@ def test_sigkill_of_envoy_is_restarted_and_clients_see_connection_errors_only_in
         os.kill(old, signal.SIGKILL)
         wait_for(lambda: _health(stack), 60, "Envoy to answer again", every=0.05)
         back_at = time.monotonic()
-        time.sleep(1.0)
+        load.wait_for_answered("/health", after=back_at)
     new = envoy_pid(stack)
     assert new != old and not alive(old)
     seen = load.between(killed_at - 1)
