@@ -8,7 +8,10 @@ What ``teeprover params generate K --dev`` does, for every caller: the command l
 from __future__ import annotations
 
 import tempfile
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def cache_root(cache: Path | None = None) -> Path:
@@ -48,9 +51,34 @@ def generate_dev(k: int, cache: Path | None = None) -> Path:
     params_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=params_dir, prefix=".gen-") as tmp:
         raw = Path(tmp) / "dev.ptau"
-        generate_dev_ptau(k, raw)
+        _interruptible(generate_dev_ptau, k, raw)
         with ParamStore(params_dir, manifest) as store:
             entry = store.put_local(k, raw, register_insecure=True,
                                     file_name=f"powersOfTau_bls12381_k{k:02d}.INSECURE-DEV.ptau")
             save_manifest(store.manifest, manifest_file)
             return store.path_of(entry.k)
+
+
+def _interruptible(fn: Callable[..., None], *args: Any) -> None:
+    """Run ``fn`` in a worker thread so that Ctrl-C reaches the main thread at once.
+
+    The native fixed-base multiplications run for seconds inside one C call
+    (without the GIL), and Python delivers a signal only between bytecodes of the
+    main thread: called directly, Ctrl-C would wait for the whole call.  On
+    KeyboardInterrupt the caller unwinds (its temporary directory is removed) and
+    the abandoned daemon thread ends with the process.
+    """
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="dev-params", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if failure:
+        raise failure[0]
