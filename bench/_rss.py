@@ -45,12 +45,13 @@ class Run:
     rss_mib: float
 
 
-def measure(argv: list[str], *, env: dict[str, str] | None = None) -> Run:
+def measure(argv: list[str], *, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None) -> Run:
     """Run ``argv`` (stdout discarded) and return its wall time, CPU time and own peak RSS."""
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", LAUNCHER, str(write_fd), *argv],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(write_fd,), env=env)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, pass_fds=(write_fd,), env=env,
+                                cwd=cwd)
         os.close(write_fd)
         write_fd = -1
         _, err = proc.communicate()

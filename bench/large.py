@@ -120,7 +120,9 @@ def main() -> int:
             d = out / f"baseline{i}"
             d.mkdir(parents=True, exist_ok=True)
             loads.append(os.getloadavg()[0])
-            base.append(measure(our_prover_argv(c, d), env={**os.environ, "PYTHONPATH": str(args.baseline)}))
+            # Run from DIR: ``python -m`` puts the working directory ahead of PYTHONPATH.
+            base.append(measure(our_prover_argv(c, d), env={**os.environ, "PYTHONPATH": str(args.baseline)},
+                                cwd=args.baseline))
             if not _circom.snarkjs_verify(d / "verification_key.json", d / "public.json", d / "proof.json"):
                 raise SystemExit("the baseline's proof does not pass snarkjs groth16 verify")
             r = base[-1]
