@@ -65,6 +65,7 @@ class Outcome:
     accepted: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     slowest_s: float = 0.0
+    slowest_input: bytes = b""  # kept so that a slow input can be replayed (the long runner writes it out)
 
     def summary(self) -> str:
         def top(c: Counter[str]) -> str:
@@ -104,7 +105,9 @@ def call(target: Target, data: bytes, outcome: Outcome) -> None:
     else:
         outcome.accepted[target.label(value) if target.label else "decoded"] += 1
     finally:
-        outcome.slowest_s = max(outcome.slowest_s, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        if elapsed > outcome.slowest_s:
+            outcome.slowest_s, outcome.slowest_input = elapsed, bytes(data)
 
 
 # --------------------------------------------------------------------------- input strategies

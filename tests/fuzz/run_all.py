@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 MEMORY_LIMIT = 4 << 30  # bytes of address space per target process
@@ -31,11 +32,20 @@ def _child(name: str, examples: int, memory_limit: int, budget: float, queue: An
         outcome = _harness.Outcome(stop_at=time.monotonic() + budget)
         try:
             _harness.run(target, examples, outcome)
-            queue.put(("ok", outcome.summary()))
+            queue.put(("ok", outcome.summary() + _keep_slowest(name, outcome)))
         except _harness.BudgetSpent:
-            queue.put(("ok", outcome.summary() + f" [budget of {budget:.0f} s reached before {examples}]"))
+            queue.put(("ok", outcome.summary() + _keep_slowest(name, outcome)
+                       + f" [budget of {budget:.0f} s reached before {examples}]"))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
         queue.put(("bug", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+
+
+def _keep_slowest(name: str, outcome: Any) -> str:
+    """Write the slowest input to build/fuzz-slowest/<target>.bin so that it can be replayed; its path."""
+    out = Path(__file__).resolve().parents[2] / "build" / "fuzz-slowest" / f"{name}.bin"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(outcome.slowest_input)
+    return f" (slowest input: {out.relative_to(out.parents[2])})"
 
 
 def main(argv: list[str] | None = None) -> int:
