@@ -197,10 +197,10 @@ def rest(runs: int) -> list[dict[str, Any]]:
     from teeprover.groth16.verify import verify
     from teeprover.keystore import read_key_dir
     from tests.support.midnight_wallet import read_wallet_preimages
-    from tests.support.stack import running_stack
+    from tests.support.stack import SHARED_CACHE, running_stack
 
     locations = ["midnight/zswap/output", "midnight/zswap/spend"]
-    keys = CACHE / "builtin-keys"
+    keys = SHARED_CACHE / "keys"  # the test stacks' key store: built-in keys set up once for both
     rows = []
     with tempfile.TemporaryDirectory() as tmp, running_stack(
             Path(tmp), TEEPROVER_BUILTIN_KEYS=",".join(locations), TEEPROVER_KEYS_DIR=str(keys),
