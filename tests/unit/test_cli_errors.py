@@ -126,11 +126,14 @@ def test_missing_input_unwritable_output_and_bad_usage_are_one_line(tmp_path: Pa
     assert works.returncode == 0 and works.stderr == ""
 
 
+@pytest.mark.slow  # under `make test`'s coverage the interrupted generation's exit hangs (see the closing note)
 def test_ctrl_c_in_params_generate_is_exit_130_in_one_line_and_leaves_no_partial_file(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     env = {**os.environ, "TEEPROVER_CACHE_DIR": str(cache)}
     # k = 18: generation takes far longer than this test waits, and most of it is one native call that
-    # ignores signals unless it runs off the main thread (teeprover/params/dev.py).
+    # ignores signals unless it runs off the main thread (teeprover/params/dev.py).  Coverage's subprocess
+    # measurement is left out: its exit hook waits for the abandoned generation thread.
+    env = {k: v for k, v in env.items() if not k.startswith(("COVERAGE", "COV_CORE"))}
     proc = subprocess.Popen([sys.executable, "-m", "teeprover.cli", "params", "generate", "18", "--dev"], cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
