@@ -206,7 +206,7 @@ def rest(runs: int) -> list[dict[str, Any]]:
             Path(tmp), TEEPROVER_BUILTIN_KEYS=",".join(locations), TEEPROVER_KEYS_DIR=str(keys),
             TEEPROVER_NUM_WORKERS="1", TEEPROVER_JOB_TIMEOUT="900") as stack, \
             httpx.Client(base_url=stack.url, timeout=900) as http:
-        log("waiting for the built-in keys (set up once, cached in .cache/bench/midnight/builtin-keys) ...")
+        log(f"waiting for the built-in keys (set up once, kept in {keys}) ...")
         deadline = time.monotonic() + 3 * 3600
         while time.monotonic() < deadline:
             states = http.get("/ready").json().get("builtin_keys", {})
