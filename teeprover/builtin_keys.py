@@ -135,18 +135,10 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
 
 def have_dev_params(k: int, cache: Path | None) -> bool:
     """The development manifest lists parameters of size >= ``k`` (any such file serves)."""
-    from teeprover.errors import TeeProverError
     from teeprover.params.dev import dev_manifest_path
     from teeprover.params.manifest import load_manifest
 
     path = dev_manifest_path(cache)
     if not path.exists():
         return False
-    manifest = load_manifest(path)
-    for power in range(k, 25):
-        try:
-            manifest.entry(power)
-        except TeeProverError:
-            continue
-        return True
-    return False
+    return load_manifest(path).power_at_least(k) is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from teeprover.commands._progress import QUIET, Progress
-from teeprover.errors import InvalidInput, TeeProverError
+from teeprover.errors import InvalidInput
 from teeprover.params.dev import cache_root, manifest_path
 
 
@@ -24,12 +24,8 @@ def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> A
         return read_ptau(explicit)
     manifest = load_manifest(manifest_path(cache=cache))
     with ParamStore(cache_root(cache) / "params", manifest) as store:
-        # Any cached or fetchable file of power >= k serves (Lagrange sections exist for every smaller size).
-        for power in range(k, 25):
-            try:
-                manifest.entry(power)
-            except TeeProverError:
-                continue
+        power = manifest.power_at_least(k)
+        if power is not None:
             return read_ptau(store.ensure(power))
     raise InvalidInput(f"no parameters of size >= {k} in the manifest: run `teeprover params fetch {k}`, or "
                        f"`teeprover params generate {k} --dev` for INSECURE development ones")

@@ -39,7 +39,7 @@ def prepare(cache_dir: Path, max_k: int) -> Path:
     manifest_file = dev_manifest_path(cache_dir)
     have = set()
     if manifest_file.exists():
-        have = {k for k in range(10, 25) if _has(load_manifest(manifest_file), k)}
+        have = set(load_manifest(manifest_file).entries)
     for k in range(10, max_k + 1):
         if k not in have:
             log.info("generating INSECURE development parameters", extra={"k": k})
@@ -53,14 +53,6 @@ def prepare(cache_dir: Path, max_k: int) -> Path:
         log.info("setting up demo circuit keys", extra={"key_location": location})
         setup_keys(circuit, target, cache=cache_dir)
     return manifest_file
-
-
-def _has(manifest: object, k: int) -> bool:
-    try:
-        manifest.entry(k)  # type: ignore[attr-defined]
-        return True
-    except Exception:  # noqa: BLE001 - NotFound / InvalidInput
-        return False
 
 
 def main(argv: list[str]) -> int:

@@ -116,6 +116,10 @@ class Manifest:
         except KeyError:
             raise NotFound(f"no parameters for k={k} in the manifest", details={"k": k}) from None
 
+    def power_at_least(self, k: int) -> int | None:
+        """The smallest listed power >= ``k`` (its Lagrange sections serve every smaller size), or ``None``."""
+        return next((p for p in self.entries if p >= k), None)  # entries are sorted
+
     def with_entry(self, entry: ParamEntry) -> Manifest:
         entries = dict(self.entries)
         entries[entry.k] = entry
