@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -86,11 +85,9 @@ def circuit_digest(location: str) -> str:
 
 def is_ready(keys_root: Path, location: str, digest: str | None = None) -> bool:
     """Keys for ``location`` exist under ``keys_root`` and were made for the packaged circuit."""
-    try:
-        record = json.loads((keys_root / location / "key.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("circuit_sha256") == (digest or circuit_digest(location))
+    from teeprover.keystore import made_for
+
+    return made_for(keys_root / location, digest or circuit_digest(location))
 
 
 def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | None = None, dev_params: bool = False,
@@ -103,9 +100,7 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
     the parameter manifest (fetched and verified if not cached).  ``on_state`` is
     told ``setting_up`` / ``ready`` per location.
     """
-    from teeprover import zkir
-    from teeprover.keysetup import setup_keys
-    from teeprover.params.dev import generate_dev
+    from teeprover.keysetup import ensure_keys
 
     wanted = [loc for loc in locations if loc in BUILTINS]
     keys_root.mkdir(parents=True, exist_ok=True)
@@ -115,30 +110,12 @@ def setup_builtin(keys_root: Path, locations: Iterable[str], *, cache: Path | No
         for location in wanted:
             if should_stop():
                 raise Cancelled("built-in key set-up stopped")
-            circuit = circuit_bytes(location)
-            digest = zkir.load_circuit(circuit).digest().hex()
-            if is_ready(keys_root, location, digest):
+            if is_ready(keys_root, location):
                 on_state(location, "ready")
                 continue
             on_state(location, "setting_up")
-            k = zkir.circuit_k(zkir.load_circuit(circuit))
-            if dev_params and not have_dev_params(k, cache):
-                log.info("generating INSECURE development parameters for a built-in key",
-                         extra={"k": k, "key_location": location})
-                generate_dev(k, cache)
-            log.info("setting up built-in key", extra={"key_location": location, "k": k})
-            setup_keys(circuit, keys_root / location, cache=cache)
+            log.info("setting up built-in key", extra={"key_location": location})
+            if ensure_keys(circuit_bytes(location), keys_root / location, cache=cache, dev_params=dev_params):
+                done.append(location)
             on_state(location, "ready")
-            done.append(location)
     return done
-
-
-def have_dev_params(k: int, cache: Path | None) -> bool:
-    """The development manifest lists parameters of size >= ``k`` (any such file serves)."""
-    from teeprover.params.dev import dev_manifest_path
-    from teeprover.params.manifest import load_manifest
-
-    path = dev_manifest_path(cache)
-    if not path.exists():
-        return False
-    return load_manifest(path).power_at_least(k) is not None

@@ -62,3 +62,22 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
                       verifier_key=encoding.encode_verifying_key(pk.vk),
                       verification_key_json=verification_key_json(pk.vk), meta=meta)
     return meta
+
+
+def ensure_keys(circuit_bytes: bytes, out: Path, *, cache: Path | None = None, dev_params: bool = False) -> bool:
+    """Set up keys in ``out`` unless it already holds keys for this circuit; True when they were set up now.
+
+    With ``dev_params``, missing parameters are first generated as INSECURE development ones.
+    """
+    from teeprover import zkir
+    from teeprover.keystore import made_for
+    from teeprover.params.dev import generate_dev, have_dev_params
+
+    circuit = zkir.load_circuit(circuit_bytes)
+    if made_for(out, circuit.digest().hex()):
+        return False
+    k = zkir.circuit_k(circuit)
+    if dev_params and not have_dev_params(k, cache):
+        generate_dev(k, cache)
+    setup_keys(circuit_bytes, out, cache=cache)
+    return True

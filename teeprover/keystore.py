@@ -99,6 +99,15 @@ def read_key_dir(directory: Path, location: str = "") -> KeyFiles:
     return KeyFiles(location, data["circuit.zkir"], data["pk.cbor"], data["vk.cbor"], trusted)
 
 
+def made_for(directory: Path, circuit_digest: str) -> bool:
+    """``directory`` holds complete keys (``key.json`` present) made for the circuit with ``circuit_digest``."""
+    try:
+        record = json.loads((directory / "key.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("circuit_sha256") == circuit_digest
+
+
 class KeyStore:
     def __init__(self, root: Path) -> None:
         self.root = root

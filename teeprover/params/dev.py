@@ -38,6 +38,14 @@ def dev_manifest_path(cache: Path | None = None) -> Path:
     return cache_root(cache) / "params" / "dev-manifest.json"
 
 
+def have_dev_params(k: int, cache: Path | None = None) -> bool:
+    """The development manifest lists parameters of size >= ``k`` (any such file serves)."""
+    from teeprover.params.manifest import load_manifest
+
+    path = dev_manifest_path(cache)
+    return path.exists() and load_manifest(path).power_at_least(k) is not None
+
+
 def generate_dev(k: int, cache: Path | None = None) -> Path:
     """Generate INSECURE parameters for 2^k, register them in the dev manifest, return the file."""
     from teeprover.params.manifest import check_k, default_manifest_path, load_manifest, save_manifest

@@ -17,12 +17,10 @@ import httpx
 import pytest
 
 from teeprover import zkir
-from teeprover.builtin_keys import have_dev_params
 from teeprover.groth16 import encoding
 from teeprover.groth16.verify import verify
-from teeprover.keysetup import setup_keys
+from teeprover.keysetup import ensure_keys
 from teeprover.keystore import read_key_dir
-from teeprover.params.dev import generate_dev
 from teeprover.snarkjs.export import proof_json, public_json
 from tests.support import npm
 from tests.support.midnight import Big, MidnightOracle
@@ -69,13 +67,9 @@ def test_mixed_midnight_ops_prove_through_rest_and_snarkjs_accepts(
     a, b, s, rand = 12345678901234567890, 0x0102030405, 2**200 + 7, 424242
     h, x, y, comm = midnight.run(_EXPECTED_JS, Big(a), Big(b), Big(s), Big(rand))
     circuit_bytes = json.dumps(CIRCUIT).encode()
-    circuit = zkir.load_circuit(circuit_bytes)
     keys = SHARED_CACHE / "keys" / LOCATION
-    if not (keys / "key.json").exists() or json.loads((keys / "key.json").read_text()).get(
-            "circuit_sha256") != circuit.digest().hex():
-        if not have_dev_params(zkir.circuit_k(circuit), SHARED_CACHE):  # the shared stack makes k = 10, 11 only
-            generate_dev(zkir.circuit_k(circuit), SHARED_CACHE)
-        setup_keys(circuit_bytes, keys, cache=SHARED_CACHE)
+    # The shared stack makes dev parameters for k = 10, 11 only: this circuit's k = 13 ones are made here once.
+    ensure_keys(circuit_bytes, keys, cache=SHARED_CACHE, dev_params=True)
     key_files = read_key_dir(keys, LOCATION)
     preimage = zkir.ProofPreimage(inputs=(a, b, s), public_transcript_inputs=(h, x, y),
                                   binding_input=77, communications_commitment=(comm, rand), key_location=LOCATION)

@@ -137,3 +137,16 @@ def test_core_keeps_404_for_other_missing_keys(tmp_path: Path) -> None:
     core = _core(tmp_path, NotFound("no keys for key_location 'a/b'", details={"key_location": "a/b"}))
     with pytest.raises(NotFound):
         _run(core)
+
+
+def test_ensure_keys_sets_up_once_per_circuit(tmp_path: Path) -> None:
+    from teeprover.keysetup import ensure_keys
+    from teeprover.keystore import made_for
+
+    demo = (Path(__file__).resolve().parents[1] / "fixtures" / "zkir" / "arithmetic.zkir.json").read_bytes()
+    digest = zkir.load_circuit(demo).digest().hex()
+    cache = tmp_path / "cache"
+    assert not made_for(tmp_path / "keys", digest)
+    assert ensure_keys(demo, tmp_path / "keys", cache=cache, dev_params=True)  # dev parameters made, then keys
+    assert made_for(tmp_path / "keys", digest) and not made_for(tmp_path / "keys", "00" * 32)
+    assert not ensure_keys(demo, tmp_path / "keys", cache=cache)  # already there: nothing done
