@@ -260,14 +260,10 @@ def rest_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def _update(doc: Path, tag: str, text: str) -> None:
-    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
-    content = doc.read_text()
-    if begin not in content or end not in content:
-        log(f"{doc}: no {begin} … {end} markers; not updated")
-        return
-    pre, rest_ = content.split(begin, 1)
-    _, post = rest_.split(end, 1)
-    doc.write_text(f"{pre}{begin}\n{text}{end}{post}")
+    from bench.run import replace_marked
+
+    if not replace_marked(doc, tag, text):
+        log(f"{doc}: no <!-- {tag}:begin --> … <!-- {tag}:end --> markers; not updated")
 
 
 def main(argv: list[str] | None = None) -> int:

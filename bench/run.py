@@ -189,14 +189,20 @@ def plot(rows: list[dict[str, Any]], path: Path) -> str | None:
     return None
 
 
-def update_docs(table: str, meta: str) -> None:
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
-    text = DOCS.read_text() if DOCS.exists() else ""
-    if begin not in text or end not in text:
-        return
-    pre, rest = text.split(begin, 1)
+def replace_marked(doc: Path, tag: str, text: str) -> bool:
+    """Replace what stands between ``<!-- tag:begin -->`` and ``<!-- tag:end -->`` in ``doc``; False without them."""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
+    content = doc.read_text() if doc.exists() else ""
+    if begin not in content or end not in content:
+        return False
+    pre, rest = content.split(begin, 1)
     _, post = rest.split(end, 1)
-    DOCS.write_text(f"{pre}{begin}\n{meta}\n\n{table}{end}{post}")
+    doc.write_text(f"{pre}{begin}\n{text}{end}{post}")
+    return True
+
+
+def update_docs(table: str, meta: str) -> None:
+    replace_marked(DOCS, "bench", f"{meta}\n\n{table}")
 
 
 def main(argv: list[str] | None = None) -> int:
