@@ -85,16 +85,22 @@ def _write_replace(path: Path, data: bytes) -> None:
         raise
 
 
-def read_key_dir(directory: Path, location: str = "") -> KeyFiles:
+def _read(directory: Path, location: str, names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The SHA-256 table ``key.json`` records and the files ``names`` of a complete key directory."""
     try:
         record = json.loads((directory / "key.json").read_text())
-        data = {name: (directory / name).read_bytes() for name in FILES}
+        data = {name: (directory / name).read_bytes() for name in names}
     except FileNotFoundError:
         raise NotFound(f"no keys for key_location {location!r}", details={"key_location": location}) from None
     except (OSError, ValueError) as exc:
         raise NotFound(f"keys for {location!r} are unreadable: {type(exc).__name__}",
                        details={"key_location": location}) from None
     recorded = record.get("sha256", {}) if isinstance(record, dict) else {}
+    return (recorded if isinstance(recorded, dict) else {}), data
+
+
+def read_key_dir(directory: Path, location: str = "") -> KeyFiles:
+    recorded, data = _read(directory, location, FILES)
     trusted = all(recorded.get(name) == hashlib.sha256(blob).hexdigest() for name, blob in data.items())
     return KeyFiles(location, data["circuit.zkir"], data["pk.cbor"], data["vk.cbor"], trusted)
 
@@ -124,17 +130,9 @@ class KeyStore:
         Served only from a complete key directory (``key.json`` present) and only when the file matches
         the hash our setup recorded there; otherwise :class:`NotFound`.
         """
-        directory = self.path(location)
         name = "verification_key.json" if snarkjs_json else "vk.cbor"
-        try:
-            record = json.loads((directory / "key.json").read_text())
-            data = (directory / name).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"no keys for key_location {location!r}", details={"key_location": location}) from None
-        except (OSError, ValueError) as exc:
-            raise NotFound(f"keys for {location!r} are unreadable: {type(exc).__name__}",
-                           details={"key_location": location}) from None
-        recorded = record.get("sha256", {}) if isinstance(record, dict) else {}
+        recorded, files = _read(self.path(location), location, (name,))
+        data = files[name]
         if recorded.get(name) != hashlib.sha256(data).hexdigest():
             raise NotFound(f"the verifying key of {location!r} does not match its key.json",
                            details={"key_location": location})
