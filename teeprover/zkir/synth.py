@@ -57,8 +57,6 @@ class Machine:
     circuit: Circuit
     preimage: ProofPreimage | None
     memory: list[LC]
-    # Input cells, in order (the communications commitment hashes them).
-    inputs: list[LC]
     # The cells named by ``output`` instructions, in order.
     outputs: list[LC] = field(default_factory=list)
     next_pub: int = 0
@@ -71,6 +69,11 @@ class Machine:
     @property
     def proving(self) -> bool:
         return self.s.proving
+
+    @property
+    def inputs(self) -> list[LC]:
+        """The input cells, in order (the communications commitment hashes them): memory never shrinks."""
+        return self.memory[:self.circuit.num_inputs]
 
     def cell(self, i: int | None) -> LC:
         assert i is not None
@@ -396,7 +399,7 @@ def synthesize(circuit: Circuit, preimage: ProofPreimage | None = None, *,
         inputs = [lc.var(s.new_var(x)) for x in preimage.inputs]
     else:
         inputs = [lc.var(s.new_var()) for _ in range(circuit.num_inputs)]
-    m = Machine(s, circuit, preimage, list(inputs), inputs,
+    m = Machine(s, circuit, preimage, inputs,
                 next_pub=2 + int(circuit.do_communications_commitment))
     if pi_skips is not None:
         m.pi_skips = pi_skips
