@@ -8,7 +8,6 @@ below must have a mapping there (a test enforces it).
     ├── InvalidInput                 400 BadRequest        (INVALID_ARGUMENT)
     │   ├── MalformedEncoding        bytes that do not decode (CBOR, JSON, files)
     │   ├── CircuitError             a circuit that does not compile / is not satisfied
-    │   │   └── UnsupportedInstruction
     │   ├── CircuitTooLarge          k above the supported maximum
     │   └── PayloadTooLarge          413 PayloadTooLarge   (body over the limit)
     ├── Unauthenticated              401 Unauthorized      (UNAUTHENTICATED)
@@ -66,10 +65,6 @@ class CircuitError(InvalidInput):
         super().__init__(message, details=merged)
         self.instruction = instruction
         self.constraint = constraint
-
-
-class UnsupportedInstruction(CircuitError):
-    """A ZKIR instruction this server does not implement (refused, never mis-compiled)."""
 
 
 class CircuitTooLarge(InvalidInput):

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from teeprover.errors import CircuitError, MalformedEncoding, UnsupportedInstruction
+from teeprover.errors import CircuitError, MalformedEncoding
 from teeprover.r1cs import R
 from teeprover.zkir import alignment, check, load_circuit
 from teeprover.zkir.gadgets import fab, hash_to_curve, jubjub, poseidon
@@ -319,19 +319,6 @@ SLOW_WEIGHTS = WEIGHTS | {"persistent_hash": 2, "ec_mul": 4, "ec_mul_generator":
 COVERED = sorted(set(GENERATORS) & set(OPS))
 
 
-def _commitments_supported() -> bool:
-    try:
-        check(load_circuit(b'{"version": {"major": 2, "minor": 0}, "num_inputs": 0, '
-                           b'"do_communications_commitment": true, "instructions": []}'),
-              ProofPreimage(inputs=(), communications_commitment=(poseidon.transient_commit([], 0), 0)))
-    except UnsupportedInstruction:
-        return False
-    return True
-
-
-COMMITMENTS = _commitments_supported()
-
-
 def _case(rnd: random.Random, op_weights: dict[str, float] = WEIGHTS) -> tuple[str, ProofPreimage, bool]:
     """(circuit JSON, preimage, whether one value was changed)."""
     b = _Builder(rnd)
@@ -346,7 +333,7 @@ def _case(rnd: random.Random, op_weights: dict[str, float] = WEIGHTS) -> tuple[s
     if b.pending and rnd.random() < 0.9:
         _pi_skip(b)
     pti = b.pti + b.pending  # declared but never checked: counted, not compared
-    commit = COMMITMENTS and rnd.random() < 0.25
+    commit = rnd.random() < 0.25
     cc = None
     if commit:
         randomness = _value(rnd)
@@ -444,7 +431,7 @@ def _assert_coverage(seen: Counter[str], cases: int) -> None:
     assert seen["cases"] >= cases
     assert seen["accepted"] >= cases // 5 and seen["refused"] >= cases // 5, seen
     assert all(seen[f"op:{op}"] > 0 for op in COVERED), seen
-    assert seen["commitment"] >= cases // 10 or not COMMITMENTS, seen
+    assert seen["commitment"] >= cases // 10, seen
 
 
 def test_our_check_agrees_with_midnights_check(midnight: MidnightOracle) -> None:
