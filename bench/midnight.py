@@ -160,37 +160,6 @@ def _vmhwm_mib(pid: int) -> float | None:
     return None
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            tree.setdefault(ppid, []).append(int(entry.name))
-    return tree
-
-
-def _prover_processes(root: int) -> dict[str, list[int]]:
-    """PIDs of the prover service under ``serve all`` (pid ``root``) and of every process below it (workers)."""
-    tree = _children()
-    found: dict[str, list[int]] = {"prover": [], "workers": []}
-    for pid in tree.get(root, []):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"services.prover.server" in cmd:
-            found["prover"].append(pid)
-            todo = list(tree.get(pid, []))
-            while todo:
-                child = todo.pop()
-                found["workers"].append(child)
-                todo.extend(tree.get(child, []))
-    return found
-
-
 def rest(runs: int) -> list[dict[str, Any]]:
     import httpx
 
@@ -199,6 +168,7 @@ def rest(runs: int) -> list[dict[str, Any]]:
     from teeprover.groth16.verify import verify
     from teeprover.keystore import read_key_dir
     from tests.support.midnight_wallet import read_wallet_preimages
+    from tests.support.ops import descendants, prover_pid
     from tests.support.stack import SHARED_CACHE, running_stack
 
     locations = ["midnight/zswap/output", "midnight/zswap/spend"]
@@ -237,9 +207,9 @@ def rest(runs: int) -> list[dict[str, Any]]:
                 loads.append(_loadavg())
                 reply.raise_for_status()
                 assert verify(vk, public, encoding.decode_proof(reply.content)), "a proof did not verify"
-            procs = _prover_processes(stack.proc.pid)
-            rss = {"prover": max((_vmhwm_mib(p) or 0 for p in procs["prover"]), default=0),
-                   "worker": max((_vmhwm_mib(p) or 0 for p in procs["workers"]), default=0)}
+            prover = prover_pid(stack)
+            rss = {"prover": _vmhwm_mib(prover) or 0,
+                   "worker": max((_vmhwm_mib(p) or 0 for p in descendants(prover)), default=0)}
             row = {"circuit": loc, "k": compiled.k, "constraints": compiled.r1cs.num_constraints,
                    "median_s": statistics.median(times), "min_s": min(times), "max_s": max(times), "runs": runs,
                    "verified": runs, "rss_mib": rss, "loadavg": [min(loads), max(loads)]}

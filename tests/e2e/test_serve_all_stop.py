@@ -8,7 +8,6 @@ left, and no ``teeprover-*`` runtime directory left in ``$TMPDIR``.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_operations import chain_keys
+from tests.support.ops import descendants
 from tests.support.stack import REPO, stack_env
 
 pytestmark = pytest.mark.e2e
@@ -75,24 +75,6 @@ class Serve:
             self.proc.stdout.close()
 
 
-def _descendants_of(pid: int) -> list[int]:
-    """Processes whose parent chain reaches ``pid`` (children started in their own session included)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, parent in parents.items() if parent == p]
-        found += kids
-        todo += kids
-    return found
-
-
 def _alive(pid: int) -> bool:
     """Running (a zombie waiting for its new parent to reap it is gone)."""
     try:
@@ -121,7 +103,7 @@ def test_ctrl_c_during_first_start_parameter_generation_stops_at_once(tmp_path: 
     cache = tmp_path / "empty-cache"
     serve = Serve(_env(tmp_path, TEEPROVER_CACHE_DIR=str(cache), TEEPROVER_DEV_PARAMS_MAX_K="12"))
     serve.wait_for("generating INSECURE development parameters", 60)
-    children_before = _descendants_of(serve.proc.pid)
+    children_before = descendants(serve.proc.pid)
     assert children_before, "the set-up runs in a child process"
     code = serve.interrupt()
     _check_clean_stop(serve, code, tmp_path)
@@ -144,7 +126,7 @@ def test_ctrl_c_once_running_stops_everything_and_removes_the_runtime_directory(
     serve = Serve(_env(tmp_path))
     serve.wait_for("Ctrl-C stops", 120)
     assert len(list((tmp_path / "tmpdir").glob("teeprover-*"))) == 1
-    children = _descendants_of(serve.proc.pid)
+    children = descendants(serve.proc.pid)
     serve.proc.send_signal(signal.SIGINT)
     code = serve.proc.wait(30)
     serve.close()
@@ -191,7 +173,7 @@ def test_children_do_not_outlive_a_sigkilled_supervisor(tmp_path: Path) -> None:
     serve = Serve(_env(tmp_path))
     try:
         serve.wait_for("Ctrl-C stops", 120)
-        children = _descendants_of(serve.proc.pid)
+        children = descendants(serve.proc.pid)
         assert len(children) >= 5  # params, prover (+ workers), attestor, gateway, Envoy
         serve.proc.kill()
         serve.proc.wait(10)

@@ -83,24 +83,31 @@ def log_events(lines: list[str], service: str = "prover", msg: str = "job") -> l
     return out
 
 
-def children(pid: int) -> list[int]:
-    out = []
+def parents() -> dict[int, int]:
+    """pid → parent pid of every process, from one pass over /proc."""
+    out = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
+                out[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
     return out
 
 
+def children(pid: int) -> list[int]:
+    return [child for child, parent in parents().items() if parent == pid]
+
+
 def descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
+    """Every process whose parent chain reaches ``pid`` (children started in their own session included)."""
+    table = parents()
+    found: set[int] = set()
+    todo = [pid]
     while todo:
-        for child in children(todo.pop()):
-            if child not in found:
+        p = todo.pop()
+        for child, parent in table.items():
+            if parent == p and child not in found:
                 found.add(child)
                 todo.append(child)
     return found
