@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 
 from bench.loadtest import circuits, scenarios
+from tests.support.ops import parents
 from tests.support.stack import REPO, Stack, running_stack
 
 CACHE = REPO / ".cache" / "loadtest"
@@ -62,17 +63,11 @@ def _status(pid: int) -> dict[str, int]:
 
 def _tree(pid: int) -> dict[int, int]:
     """pid → parent pid for ``pid`` and all its descendants (from /proc)."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
+    table = parents()
     found, todo = {pid: 0}, [pid]
     while todo:
         p = todo.pop()
-        for child, parent in parents.items():
+        for child, parent in table.items():
             if parent == p and child not in found:
                 found[child] = p
                 todo.append(child)
