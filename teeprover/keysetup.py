@@ -10,9 +10,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from teeprover.commands._progress import QUIET, Progress
 from teeprover.errors import InvalidInput
 from teeprover.params.dev import cache_root, manifest_path
+from teeprover.progress import QUIET, Progress
 
 
 def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> Any:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teeprover.commands._common import EXIT_INVALID, EXIT_OK, cache_dir, fail, read_input
-from teeprover.commands._progress import Progress
 from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
+from teeprover.progress import Progress
 
 if TYPE_CHECKING:
     from teeprover.groth16.types import VerifyingKey

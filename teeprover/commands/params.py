@@ -39,8 +39,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from teeprover.commands._progress import Progress
     from teeprover.params.dev import dev_manifest_path, generate_dev
+    from teeprover.progress import Progress
 
     try:
         with Progress().stage(f"generating INSECURE development parameters for k={args.k}"):

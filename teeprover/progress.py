@@ -1,4 +1,7 @@
-"""Stage lines with the elapsed time for long commands, on a terminal only.
+"""Stage lines with the elapsed time for long operations, on a terminal only.
+
+Library code that runs for minutes (key set-up in teeprover/keysetup.py) takes a
+``Progress`` and defaults to ``QUIET``; the commands pass ``Progress()``.
 
     progress = Progress()                       # enabled when stderr is a TTY
     with progress.stage("generating keys"):
