@@ -60,7 +60,7 @@ fuzz: setup
 
 lint: setup
 	$(VENV)/bin/ruff check teeprover services tests bench
-	$(VENV)/bin/mypy teeprover services tests
+	$(VENV)/bin/mypy teeprover services tests bench
 
 audit: setup
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,audit]'

@@ -21,7 +21,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -29,10 +31,12 @@ sys.path.insert(0, str(REPO))
 from teeprover import curve  # noqa: E402
 from teeprover.curve import R  # noqa: E402
 from teeprover.groth16 import encoding, prove, qap, setup, verify  # noqa: E402
+from teeprover.groth16.types import ProvingKey  # noqa: E402
 from teeprover.r1cs import R1CS, Constraint  # noqa: E402
 from teeprover.snarkjs import ptau  # noqa: E402
 
 WORK = REPO / ".cache" / "bench-engine"
+T = TypeVar("T")
 
 
 def squaring_chain(m: int, x: int) -> tuple[R1CS, list[int]]:
@@ -57,13 +61,22 @@ def circuit(k: int) -> tuple[R1CS, list[int]]:
     return r1cs, z
 
 
-def timed(f, repeat: int = 3) -> tuple[float, float, object]:
-    walls, cpus, out = [], [], None
-    for _ in range(repeat):
+def timed(f: Callable[[], T], repeat: int = 3) -> tuple[float, float, T]:
+    """Median wall and CPU seconds of ``repeat`` calls of ``f`` (at least one), and the last call's result."""
+    walls: list[float] = []
+    cpus: list[float] = []
+
+    def once() -> T:
         t, c = time.perf_counter(), time.process_time()
         out = f()
         walls.append(time.perf_counter() - t)
         cpus.append(time.process_time() - c)
+        return out
+
+    out = once()
+    for _ in range(repeat - 1):
+        del out  # one result alive at a time (a decoded key at k=16 is hundreds of MiB)
+        out = once()
     return statistics.median(walls), statistics.median(cpus), out
 
 
@@ -78,7 +91,7 @@ def artifacts(k: int) -> tuple[Path, Path, Path]:
     return d / f"dev{k}.ptau", d / "pk.cbor", d / "pk_compressed.cbor"
 
 
-def msm_floor(pk, z: list[int]) -> float:
+def msm_floor(pk: ProvingKey, z: list[int]) -> float:
     """The five MSMs as the prover schedules them (h scalars precomputed)."""
     prep = qap.prepare(pk.coeffs, pk.domain_size, pk._cache)
     bases = prove._bases(pk, prep)
