@@ -18,9 +18,9 @@ from grpc_health.v1 import health, health_pb2
 from services.common import config as cfgmod
 from services.common import logs, metrics
 from services.common.server import create_server, run_until_signal
+from services.params.metrics import PrometheusObserver
 from services.params.service import ParamsServicer
 from teeprover.params.manifest import default_manifest_path, load_manifest
-from teeprover.params.metrics import PrometheusObserver
 from teeprover.params.store import ParamStore
 from teeprover.v1 import params_pb2_grpc
 

@@ -1,7 +1,7 @@
 """Hooks through which the parameter store reports what it does (metrics live elsewhere).
 
 The store calls these synchronously, from whichever thread did the work; an
-implementation must be thread-safe and fast. ``teeprover.params.metrics``
+implementation must be thread-safe and fast. ``services/params/metrics.py``
 connects them to prometheus-client; tests record them.
 """
 

@@ -1,4 +1,8 @@
-"""Prometheus metrics for the parameter store (a :class:`ParamsObserver` over prometheus-client)."""
+"""Prometheus metrics for the parameter store (a :class:`~teeprover.params.observer.ParamsObserver`).
+
+The params service's own (like services/prover/metrics.py): the library's store reports through the observer
+hooks and does not depend on prometheus-client.
+"""
 
 from __future__ import annotations
 
