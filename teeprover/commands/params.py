@@ -24,9 +24,9 @@ def register(sub: Any) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from teeprover.commands._fetch_progress import fetch_with_progress
     from teeprover.params.dev import manifest_path
     from teeprover.params.manifest import load_manifest
-    from teeprover.params.progress import fetch_with_progress
     from teeprover.params.store import ParamStore
 
     try:

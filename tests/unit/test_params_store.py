@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.params.metrics import PrometheusObserver
+from teeprover.commands._fetch_progress import fetch_with_progress
 from teeprover.errors import InvalidInput, NotFound, Unavailable
 from teeprover.params.manifest import load_manifest, save_manifest
-from teeprover.params.progress import fetch_with_progress
 from teeprover.params.store import ParamStore
 from tests.support.params_mirror import Behaviour, Mirror, leftovers, manifest_for, random_file
 

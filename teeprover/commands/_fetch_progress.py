@@ -1,4 +1,7 @@
-"""Progress bar for ``teeprover params fetch K`` (tqdm over the store's progress callback)."""
+"""Progress bar for ``teeprover params fetch K`` (tqdm over the store's progress callback).
+
+Byte counts, so tqdm; the stage clock for steps without a count is teeprover/progress.py.
+"""
 
 from __future__ import annotations
 
