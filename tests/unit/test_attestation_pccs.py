@@ -25,14 +25,14 @@ from cryptography import x509
 
 from teeprover.attestation import binding_digest, collect, default_roots, verify
 from teeprover.attestation.evidence import Services, default_provider
-from teeprover.attestation.evidence.tsm import ConfigfsTsmProvider
-from teeprover.attestation.pccs import (
+from teeprover.attestation.evidence.pccs import (
     INTEL_PCS_URL,
     INTEL_ROOT_CA_CRL_URL,
     MAX_RESPONSE_BYTES,
     PccsCollateral,
     quote_platform,
 )
+from teeprover.attestation.evidence.tsm import ConfigfsTsmProvider
 from teeprover.errors import Unavailable
 from tests.support.fake_pccs import PCK_CRL, QE_IDENTITY, ROOT_CA_CRL, ROOT_CA_CRL_DER, TCB, FakePccs, Fault
 from tests.support.params_mirror import dead_url

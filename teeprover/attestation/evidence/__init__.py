@@ -30,10 +30,10 @@ from typing import Any, Protocol
 from teeprover.attestation.binding import MAX_NONCE_BYTES, binding_digest
 from teeprover.attestation.evidence._device import _read_text
 from teeprover.attestation.evidence.nitro import NitroProvider
+from teeprover.attestation.evidence.pccs import INTEL_PCS_URL, shared_collateral
 from teeprover.attestation.evidence.sev_guest import SevGuestProvider
 from teeprover.attestation.evidence.simulated import SimulatedProvider
 from teeprover.attestation.evidence.tsm import TSM_PROVIDERS, TSM_REPORT_ROOT, ConfigfsTsmProvider
-from teeprover.attestation.pccs import INTEL_PCS_URL, shared_collateral
 from teeprover.attestation.simulated import SimulatedSigner
 from teeprover.errors import InvalidInput, TeeProverError, Unavailable
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from teeprover.attestation.evidence._device import _read_text
-from teeprover.attestation.pccs import CollateralSource
+from teeprover.attestation.evidence.pccs import CollateralSource
 from teeprover.attestation.snp import REPORT_SIZE, parse_cert_table, snp_evidence
 from teeprover.attestation.tdx import tdx_evidence
 from teeprover.errors import Unavailable

@@ -46,8 +46,8 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from ..errors import Unavailable
-from .tdx import MAX_COLLATERAL_BYTES
+from teeprover.attestation.tdx import MAX_COLLATERAL_BYTES
+from teeprover.errors import Unavailable
 
 INTEL_PCS_URL = "https://api.trustedservices.intel.com"
 # The CRL distribution point of the pinned Intel SGX Root CA (a test checks that it still matches).
