@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from services.common import transport
+from teeprover.circuits import demo_params_k
 from teeprover.clientconfig import CLIENT_KEYS
 
 PREFIX = "TEEPROVER_"
+DEV_PARAMS_MAX_K_LIMIT = 16  # serve all's development parameters; larger k: a real manifest
 
 
 class ConfigError(ValueError):
@@ -196,8 +198,13 @@ class SupervisorConfig(GatewayConfig, ProverConfig, AttestorConfig, ParamsConfig
     dev_params_max_k: int = 12  # embedded default: generate INSECURE dev parameters for k = 10..this
 
     def _checks(self) -> None:
-        if not 10 <= self.dev_params_max_k <= 16:
-            raise ConfigError("TEEPROVER_DEV_PARAMS_MAX_K must be between 10 and 16")
+        # The first start sets up the demo circuits' keys from these parameters: they must reach the largest
+        # demo circuit's k (computed from the circuits that ship, not written down here).
+        least, circuit = demo_params_k()
+        if not least <= self.dev_params_max_k <= DEV_PARAMS_MAX_K_LIMIT:
+            raise ConfigError(f"TEEPROVER_DEV_PARAMS_MAX_K must be between {least} and {DEV_PARAMS_MAX_K_LIMIT}, "
+                              f"not {self.dev_params_max_k}: the first start sets up the keys of the demo "
+                              f"circuit {circuit}, whose k is {least}")
 
 
 _ALL_CONFIGS: tuple[type, ...] = (ProverConfig, AttestorConfig, ParamsConfig, GatewayConfig, SupervisorConfig)

@@ -15,13 +15,10 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("teeprover.devsetup")
-
-DEMO_CIRCUITS = {"builtin/demo/arithmetic": "arithmetic.zkir.json", "builtin/demo/range": "range.zkir.json"}
 
 
 def manifest_path(cache_dir: Path) -> Path:
@@ -31,7 +28,12 @@ def manifest_path(cache_dir: Path) -> Path:
 
 
 def prepare(cache_dir: Path, max_k: int) -> Path:
-    """Make sure dev parameters for k = 10..max_k and the demo circuits' keys exist; return the manifest path."""
+    """Make sure dev parameters for k = 10..max_k and the demo circuits' keys exist; return the manifest path.
+
+    ``max_k`` must reach the demo circuits' largest k (``teeprover.circuits.demo_params_k``; the config refuses
+    less), else setting up that circuit's keys fails for want of parameters.
+    """
+    from teeprover.circuits import DEMO_CIRCUITS, demo_circuit
     from teeprover.keysetup import setup_keys
     from teeprover.params.dev import dev_manifest_path, generate_dev
     from teeprover.params.manifest import load_manifest
@@ -45,11 +47,11 @@ def prepare(cache_dir: Path, max_k: int) -> Path:
             log.info("generating INSECURE development parameters", extra={"k": k})
             generate_dev(k, cache_dir)
     keys_root = cache_dir / "keys"
-    for location, file_name in DEMO_CIRCUITS.items():
+    for location in DEMO_CIRCUITS:
         target = keys_root / location
         if (target / "key.json").exists():
             continue
-        circuit = (resources.files("teeprover.circuits") / "demo" / file_name).read_bytes()
+        circuit = demo_circuit(location)
         log.info("setting up demo circuit keys", extra={"key_location": location})
         setup_keys(circuit, target, cache=cache_dir)
     return manifest_file

@@ -81,3 +81,21 @@ def test_the_client_reads_only_known_keys() -> None:
 def test_the_build_date_is_a_prover_key() -> None:
     cfg = c.load(c.ProverConfig, {"TEEPROVER_BUILD_DATE_OVERRIDE": "2026-01-02T03:04:05Z"})
     assert cfg.build_date_override == "2026-01-02T03:04:05Z"
+
+
+def test_dev_params_must_reach_the_largest_demo_circuit() -> None:
+    """serve all's first start sets up every demo circuit's keys from dev parameters for k = 10..max_k."""
+    from teeprover.circuits import DEMO_CIRCUITS, demo_circuit_ks, demo_params_k
+
+    least, circuit = demo_params_k()
+    assert set(demo_circuit_ks()) == set(DEMO_CIRCUITS) and demo_circuit_ks()[circuit] == least
+    assert least == max(demo_circuit_ks().values())
+    assert c.load(c.SupervisorConfig, {"TEEPROVER_DEV_PARAMS_MAX_K": str(least)}).dev_params_max_k == least
+    with pytest.raises(c.ConfigError) as below:
+        c.load(c.SupervisorConfig, {"TEEPROVER_DEV_PARAMS_MAX_K": str(least - 1)})
+    message = str(below.value)
+    assert message.startswith(f"TEEPROVER_DEV_PARAMS_MAX_K must be between {least} and {c.DEV_PARAMS_MAX_K_LIMIT}")
+    assert f"not {least - 1}" in message and circuit in message
+    with pytest.raises(c.ConfigError, match="TEEPROVER_DEV_PARAMS_MAX_K must be between"):
+        c.load(c.SupervisorConfig, {"TEEPROVER_DEV_PARAMS_MAX_K": str(c.DEV_PARAMS_MAX_K_LIMIT + 1)})
+    assert least <= c.SupervisorConfig.dev_params_max_k  # the default starts
