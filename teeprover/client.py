@@ -24,7 +24,7 @@ from teeprover import hpke
 from teeprover.attestation import binding_digest
 from teeprover.attestation import verify as verify_attestation
 from teeprover.attestation.result import Result
-from teeprover.errors import TeeProverError
+from teeprover.errors import InvalidInput, TeeProverError
 from teeprover.zkir import ProveRequest
 
 
@@ -55,7 +55,10 @@ class Client:
     def __init__(self, url: str, api_key: str | None = None, *, timeout: float = 700.0) -> None:
         headers = {"x-api-key": api_key} if api_key else {}
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        try:
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        except httpx.InvalidURL as exc:  # e.g. "http://[::1": a user's mistake, not a network failure
+            raise InvalidInput(f"{self.url} is not a usable URL: {exc}") from None
 
     def __enter__(self) -> Client:
         return self

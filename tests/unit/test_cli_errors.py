@@ -106,6 +106,14 @@ def test_a_server_that_hangs_up_is_one_line(command: str, hanging_up_server: str
     assert "closed the connection" in line
 
 
+@pytest.mark.parametrize("command", ["prove --url", "attestation get"])
+def test_a_malformed_url_is_a_users_mistake_in_one_line(command: str, tmp_path: Path) -> None:
+    # Regression: httpx refused "http://[::1" in the client's constructor and the CLI printed a traceback.
+    out = _cli(*_network_commands("http://[::1", tmp_path)[command])
+    assert out.returncode == 2
+    assert "http://[::1 is not a usable URL" in _one_line(out)
+
+
 def test_params_fetch_from_a_dead_mirror_is_one_line(tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.json"
     save_manifest(manifest_for({10: b"x" * 100}, [dead_url()]), manifest)
