@@ -96,6 +96,9 @@ def _check_constants() -> None:
     assert G1.from_xy_bytes_unchecked_le(bytes(G1_XY_BYTES)) == G1.identity()
     assert G2.from_xy_bytes_unchecked_le(bytes(G2_XY_BYTES)) == G2.identity()
     assert g1s_to_xy([G1.identity()]) == bytes(G1_XY_BYTES) and g2s_to_xy([G2.identity()]) == bytes(G2_XY_BYTES)
+    # GLV: lambda is a non-trivial cube root of unity mod R, beta one of Fp, phi(G) = lambda G.
+    assert (GLV_LAMBDA * GLV_LAMBDA + GLV_LAMBDA + 1) % R == 0 and pow(GLV_BETA, 3, P) == 1 != GLV_BETA
+    assert g1_to_affine(g1_mul(G1(), GLV_LAMBDA)) == (GLV_BETA * G1_GENERATOR_X % P, G1_GENERATOR_Y)
 
 
 # ---------------------------------------------------------------------------
@@ -468,19 +471,68 @@ def _scale_all(group: int, points: Sequence[Any], k: int, processes: int | None)
 
 _PARALLEL_SCALE_MIN = 4096
 
+# GLV on G1 (teeprover/_native.c, g1_scale): phi(x, y) = (beta x, y) is lambda * P on G1, with
+# lambda = z^2 - 1 for the curve parameter z, a root of lambda^2 + lambda + 1 mod R, and beta the cube
+# root of unity of Fp that goes with it (the other one, beta^2, goes with lambda^2).  The C code holds
+# its own copy of beta: _check_constants and tests/unit/test_native_scale.py tie the two together.
+BLS_Z = -0xD201000000010000
+GLV_LAMBDA = BLS_Z * BLS_Z - 1
+GLV_BETA = 0x1A0111EA397FE699EC02408663D4DE85AA0D857D89759AD4897D29650FB85F9B409427EB4F49FFFD8BFD00000000AAAC
 
-def g1_scale_all(points: Sequence[G1], k: int, *, processes: int | None = None) -> list[G1]:
-    """``[p * k for p in points]``: one scalar, many points (setup's division by delta).
 
-    There is no native batch operation for this and a multiplication holds the GIL, so large
-    batches are split over ``processes`` worker processes (default: one a core), which also
-    return the results in affine form, so encoding them later costs no inversions.  ``k`` is
-    sent to the workers over a pipe (never on a command line) and not kept.
-    """
-    return _scale_all(1, points, k, processes)
+def glv_split(k: int) -> tuple[int, int]:
+    """``(k1, k2)`` with ``k = k1 + k2 * GLV_LAMBDA (mod R)``, both below 2^128 (``k`` reduced mod R first)."""
+    k %= R
+    return k % GLV_LAMBDA, k // GLV_LAMBDA
+
+
+def g1_scale_all_xy(data: bytes | bytearray | memoryview, k: int, *, montgomery: bool = False,
+                    threads: int | None = None) -> bytes:
+    """Affine G1 points (:func:`g1s_to_xy` layout, zeros for the identity) each times ``k``, as affine
+    bytes in the same layout (coordinates in Montgomery form with ``montgomery``, the .zkey layout).
+
+    Native (``teeprover/_native.c``: GLV split of ``k``, one joint width-5 NAF chain shared by every
+    point, batch inversions), GIL released, split over ``threads`` threads (default: one a core).
+    The points must be in G1 (the endomorphism's eigenvalue is only lambda there); each coordinate
+    must be reduced (MalformedEncoding otherwise)."""
+    if len(data) % G1_XY_BYTES:
+        raise MalformedEncoding(f"G1 points: length is not a multiple of {G1_XY_BYTES}")
+    k1, k2 = glv_split(k)
+    b1, b2 = k1.to_bytes(16, "little"), k2.to_bytes(16, "little")
+    view = memoryview(data).cast("B")
+
+    def run(start: int) -> bytes:
+        try:
+            out: bytes = _native.g1_scale(view[start:start + _SCALE_CHUNK * G1_XY_BYTES], b1, b2, montgomery)
+        except ValueError as exc:
+            raise MalformedEncoding(str(exc)) from None
+        return out
+
+    starts = range(0, len(view), _SCALE_CHUNK * G1_XY_BYTES)
+    if len(starts) <= 1:
+        return run(0) if len(view) else b""
+    workers = threads if threads is not None else min(os.cpu_count() or 1, 8)
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # the native loop drops the GIL
+        return b"".join(pool.map(run, starts))
+
+
+_SCALE_CHUNK = 1 << 13  # points per native call: the threads share the work in these pieces
+
+
+def g1_scale_all(points: Sequence[G1], k: int) -> list[G1]:
+    """``[p * k for p in points]``: one scalar, many points of G1 (setup's division by delta).
+
+    :func:`g1_scale_all_xy` on every core (~4x less CPU than the curve library's one multiplication a
+    point, which holds the GIL); the results come back affine, so encoding them later costs no
+    inversions.  ``k`` is not kept."""
+    if not points:
+        return []
+    return list(g1s_from_xy(g1_scale_all_xy(g1s_to_xy(points), k), check_subgroup=False))
 
 
 def g2_scale_all(points: Sequence[G2], k: int, *, processes: int | None = None) -> list[G2]:
+    """``[p * k for p in points]`` in G2: the curve library's multiplication, large batches split over
+    ``processes`` worker processes (default: one a core), results affine."""
     return _scale_all(2, points, k, processes)
 
 
@@ -701,7 +753,8 @@ __all__ = [
     "g1s_from_xy", "g2s_from_xy", "g1s_to_xy", "g2s_to_xy",
     "fq_from_montgomery", "g1s_from_montgomery", "g2s_from_montgomery",
     "zero_chunks",
-    "msm_g1", "msm_g2", "g1_scale_all", "g2_scale_all", "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
+    "msm_g1", "msm_g2", "g1_scale_all", "g1_scale_all_xy", "glv_split", "GLV_LAMBDA", "GLV_BETA", "BLS_Z",
+    "g2_scale_all", "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
     "g2_mul_many_xy", "FixedBase", "to_montgomery", "pairing", "pairing_check",
     "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",
 ]
