@@ -176,8 +176,8 @@ static inline void fp_sub(fp *r, const fp *a, const fp *b) {
     "movl $0, %%eax\n\t"                                                                 \
     "adoxq %%rax, " T6 "\n\t"
 
-static inline void fp_mul_adx(fp *r, const fp *a, const fp *b) {
-    uint64_t t[6];
+static inline __attribute__((always_inline)) void fp_mul_adx(fp *r, const fp *a, const fp *b) {
+    const uint64_t *pa = a->l, *pb = b->l; /* overwritten: the last two scratch registers */
     __asm__ volatile(
         "xorl %%r8d, %%r8d\n\t" "xorl %%r9d, %%r9d\n\t" "xorl %%r10d, %%r10d\n\t" "xorl %%r11d, %%r11d\n\t"
         "xorl %%r12d, %%r12d\n\t" "xorl %%r13d, %%r13d\n\t" "xorl %%r14d, %%r14d\n\t"
@@ -187,13 +187,21 @@ static inline void fp_mul_adx(fp *r, const fp *a, const fp *b) {
         FP_ROW("%%r11", "%%r12", "%%r13", "%%r14", "%%r8", "%%r9", "%%r10", "24")
         FP_ROW("%%r12", "%%r13", "%%r14", "%%r8", "%%r9", "%%r10", "%%r11", "32")
         FP_ROW("%%r13", "%%r14", "%%r8", "%%r9", "%%r10", "%%r11", "%%r12", "40")
-        "movq %%r14, 0(%[t])\n\t" "movq %%r8, 8(%[t])\n\t" "movq %%r9, 16(%[t])\n\t"
-        "movq %%r10, 24(%[t])\n\t" "movq %%r11, 32(%[t])\n\t" "movq %%r12, 40(%[t])\n\t"
-        :
-        : [a] "r"(a->l), [b] "r"(b->l), [t] "r"(t), [pinv] "m"(PINV),
+        /* t = (r14, r8, r9, r10, r11, r12) < 2p: subtract p into scratch, keep t if that borrowed */
+        "movq %%r14, %%rax\n\t" "subq %[p0], %%rax\n\t"
+        "movq %%r8, %%rbx\n\t" "sbbq %[p1], %%rbx\n\t"
+        "movq %%r9, %%rdx\n\t" "sbbq %[p2], %%rdx\n\t"
+        "movq %%r10, %%r13\n\t" "sbbq %[p3], %%r13\n\t"
+        "movq %%r11, %[a]\n\t" "sbbq %[p4], %[a]\n\t"
+        "movq %%r12, %[b]\n\t" "sbbq %[p5], %[b]\n\t"
+        "cmovcq %%r14, %%rax\n\t" "cmovcq %%r8, %%rbx\n\t" "cmovcq %%r9, %%rdx\n\t"
+        "cmovcq %%r10, %%r13\n\t" "cmovcq %%r11, %[a]\n\t" "cmovcq %%r12, %[b]\n\t"
+        "movq %%rax, 0(%[r])\n\t" "movq %%rbx, 8(%[r])\n\t" "movq %%rdx, 16(%[r])\n\t"
+        "movq %%r13, 24(%[r])\n\t" "movq %[a], 32(%[r])\n\t" "movq %[b], 40(%[r])\n\t"
+        : [a] "+&r"(pa), [b] "+&r"(pb)
+        : [r] "r"(r->l), [pinv] "m"(PINV),
           [p0] "m"(P[0]), [p1] "m"(P[1]), [p2] "m"(P[2]), [p3] "m"(P[3]), [p4] "m"(P[4]), [p5] "m"(P[5])
         : "rax", "rbx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "cc", "memory");
-    fp_reduce_once(r, t);
 }
 #endif
 
