@@ -4,7 +4,8 @@ Exit codes of every command (README, "Command line"):
 
     0    success (a proof verified, a command did its work)
     1    invalid: a proof or an attestation that does not verify, a check that fails
-    2    a user's mistake: bad input or usage, a request the server refused (4xx)
+    2    a user's mistake: bad input or usage, keys or parameters that are not there, a request the server
+         refused (4xx)
     3    the server (or a parameter mirror) could not be reached, cut the connection, or failed (5xx):
          retrying may help
     130  interrupted (Ctrl-C)
@@ -18,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from teeprover.errors import InvalidInput, TeeProverError, Unavailable
+from teeprover.errors import InvalidInput, NotFound, TeeProverError, Unavailable
 
 EXIT_OK, EXIT_INVALID, EXIT_MALFORMED, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -44,7 +45,7 @@ def fail(exc: TeeProverError) -> int:
     text = json.dumps(exc.details, default=str) if exc.details else ""
     details = f" ({text})" if text and len(text) <= 160 else ""
     print(f"teeprover: {type(exc).__name__}: {exc.message}{details}", file=sys.stderr)
-    if isinstance(exc, InvalidInput):
+    if isinstance(exc, (InvalidInput, NotFound)):  # e.g. --keys DIR without keys: the user's mistake, like a 404
         return EXIT_MALFORMED
     # Unavailable: a parameter mirror or another service did not answer; retrying may help.
     return EXIT_UNAVAILABLE if isinstance(exc, Unavailable) else EXIT_INVALID
