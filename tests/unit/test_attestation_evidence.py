@@ -296,6 +296,45 @@ def test_configfs_provider_refuses_report_without_our_report_data(tmp_path: Path
     assert response["attestation"] is None and "report_data" in response["error"]
 
 
+def _cert_table(entries: list[tuple[str, bytes]]) -> bytes:
+    offset = 24 * (len(entries) + 1)
+    head, body = b"", b""
+    for name, der in entries:
+        head += CERT_TABLE_GUIDS[name].bytes + struct.pack("<II", offset + len(body), len(der))
+        body += der
+    return head + bytes(24) + body
+
+
+@pytest.mark.parametrize(("platform", "provider", "auxblob", "message"), [
+    ("sev-snp", "tdx_guest", None, "configfs-tsm provider is 'tdx_guest', expected sev_guest"),
+    ("tdx", "sev_guest", None, "configfs-tsm provider is 'sev_guest', expected tdx_guest"),
+    ("sev-snp", "sev_guest", b"\x01" * 30, "SEV-SNP certificate table is malformed: "),
+    ("sev-snp", "sev_guest", "ask only", "SEV-SNP auxblob holds no VCEK/VLEK (host did not provision certificates)"),
+    ("tdx", "tdx_guest", None, "tdx: no PCS/PCCS configured to fetch the quote's DCAP collateral"),
+])
+def test_configfs_tsm_failures_are_reported_in_the_error_field(tmp_path: Path, amd: FakeAmd, platform: str,
+                                                               provider: str, auxblob: bytes | str | None,
+                                                               message: str) -> None:
+    rd = binding_digest(nonce=b"nn", tls_spki_sha256=None, hpke_public_key=None,
+                        timestamp_ms=int(NOW.timestamp() * 1000))
+    entry = make_tsm_entry(tmp_path, amd, amd.report(rd), provider=provider)
+    if auxblob == "ask only":
+        (entry / "auxblob").write_bytes(_cert_table([("ask", amd.ask.public_bytes(Encoding.DER))]))
+    elif isinstance(auxblob, bytes):
+        (entry / "auxblob").write_bytes(auxblob)
+    response = collect(platform, b"nn", None, None, NOW,
+                       provider=ConfigfsTsmProvider(platform, str(tmp_path), entry="teeprover-test"))
+    assert response["attestation"] is None and response["error"].startswith(message)
+    # Nothing is asked of a provider of another kind; the right one was asked for our report data.
+    assert (entry / "inblob").exists() is ("provider is" not in message)
+
+
+def test_configfs_tsm_without_the_interface_is_unavailable(tmp_path: Path) -> None:
+    provider = ConfigfsTsmProvider("sev-snp", str(tmp_path / "no/such/tsm"))
+    response = collect("sev-snp", None, None, None, NOW, provider=provider)
+    assert response["attestation"] is None and response["error"].startswith("configfs-tsm report failed: ")
+
+
 # --------------------------------------------------------------------------------------------- detection
 
 
@@ -315,6 +354,19 @@ def test_detect_platform_in_priority_order(tmp_path: Path, files: dict[str, str]
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     assert detect_platform(tmp_path) == expected
+
+
+def test_detect_platform_probes_an_empty_tsm_interface_and_cleans_up(tmp_path: Path) -> None:
+    # A configfs-tsm without a provider (no TSM driver bound): the probe entry is removed again and detection
+    # goes on to the device files.
+    tsm = tmp_path / "sys/kernel/config/tsm/report"
+    (tsm / "stale-entry").mkdir(parents=True)  # an entry without a provider file is skipped
+    (tmp_path / "dev").mkdir()
+    (tmp_path / "dev/tdx_guest").write_bytes(b"")
+    assert detect_platform(tmp_path) == "tdx"
+    assert [p.name for p in tsm.iterdir()] == ["stale-entry"]
+    (tmp_path / "dev/tdx_guest").unlink()
+    assert detect_platform(tmp_path) == "simulated"
 
 
 # --------------------------------------------------------------------------------------------- fake /dev/sev-guest
