@@ -7,6 +7,7 @@ protected header ``{1: -35}``, a 96-byte ``r || s`` signature over
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,14 +38,15 @@ def parse(data: bytes) -> CoseSign1:
         if value.tag != 18:
             raise StepFailed("parse", f"unexpected CBOR tag {value.tag} (COSE_Sign1 is 18)")
         value = value.value
-    if not isinstance(value, list) or len(value) != 4:
+    # Inside a tag cbor2 decodes arrays as tuples and maps as its (immutable) frozendict.
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
         raise StepFailed("parse", "COSE_Sign1 must be an array of 4")
     protected, unprotected, payload, signature = value
-    if not isinstance(protected, bytes) or not isinstance(unprotected, dict):
+    if not isinstance(protected, bytes) or not isinstance(unprotected, Mapping):
         raise StepFailed("parse", "COSE_Sign1 headers have the wrong types")
     if not isinstance(payload, bytes) or not isinstance(signature, bytes):
         raise StepFailed("parse", "COSE_Sign1 payload and signature must be byte strings")
-    return CoseSign1(protected, unprotected, payload, signature)
+    return CoseSign1(protected, dict(unprotected), payload, signature)
 
 
 def check_es384_header(doc: CoseSign1) -> None:
