@@ -365,3 +365,40 @@ def test_streamed_proof_rejects_a_witness_of_the_wrong_length(small, tmp_path: P
     write_zkey(tmp_path / "k.zkey", pk)
     with pytest.raises(InvalidInput):
         prove.prove_streamed(ZkeyChunks(tmp_path / "k.zkey"), z[:-1], 1, 2, lambda zz: ([], []))
+
+
+@pytest.mark.parametrize(("where", "query"), [(0.5, "B2"), (0.97, "H")])
+def test_streamed_proof_of_a_key_with_a_corrupt_point_fails_cleanly(small, tmp_path: Path, where: float,
+                                                                     query: str) -> None:
+    """A .zkey damaged after it was written (one flipped byte inside a point) is refused while streaming, from
+    the feeder thread (B2) or the caller's (H), as MalformedEncoding naming the query, and no MSM is left running."""
+    import threading
+
+    from teeprover.groth16 import qap
+    from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
+
+    _, z, pk = small
+    path = tmp_path / "k.zkey"
+    write_zkey(path, pk)
+    data = bytearray(path.read_bytes())
+    data[int(len(data) * where)] ^= 0xFF
+    path.write_bytes(data)
+    prep = qap.prepare(pk.coeffs, pk.domain_size)
+    with pytest.raises(MalformedEncoding, match=f"zkey: {query}: .* not on the curve or not in the subgroup"):
+        prove.prove_streamed(ZkeyChunks(path), z, 1, 2, lambda zz: qap.evaluations_native(prep, zz), chunk_points=64)
+    assert not [t for t in threading.enumerate() if t.name == "msm-feeder"]
+
+
+def test_prove_refuses_a_witness_without_the_constant_one_and_scalars_outside_the_field(small) -> None:
+    _, z, pk = small
+    with pytest.raises(InvalidInput, match="witness has 999 values, the key expects"):
+        prove.prove(pk, z[:999], 1, 2)
+    with pytest.raises(InvalidInput, match="witness\\[0\\] must be 1"):
+        prove.prove(pk, [2, *z[1:]], 1, 2)
+    with pytest.raises(InvalidInput, match="r and s must be field elements"):
+        prove.prove(pk, z, R, 2)
+    with pytest.raises(InvalidInput, match="r and s must be field elements"):
+        prove.prove(pk, z, 1, -1)
+    # A witness given as another sequence, or with values to reduce, is the same witness.
+    shifted = tuple(x + R for x in z)
+    assert prove.prove(pk, shifted, 1, 2) == prove.prove(pk, z, 1, 2)
