@@ -119,6 +119,29 @@ def test_unknown_platform_and_empty_input_are_named() -> None:
     assert verify(b"", platform="aws-nitro", now=NITRO_AT).failed_step == "structure"
 
 
+@pytest.mark.parametrize(("evidence", "kw", "step", "message"), [
+    ("text", {}, "parse", "evidence must be bytes"),
+    (b"x" * (256 * 1024 + 1), {}, "structure", "evidence is 262145 bytes, limit 262144"),
+    (b"x", {"nonce": b""}, "nonce", "nonce must be 1..64 bytes"),
+    (b"x", {"nonce": b"n" * 65}, "nonce", "nonce must be 1..64 bytes"),
+    (b"x", {"report_data": b"r" * 32}, "nonce", "report_data must be 64 bytes"),
+    (b"x", {"now": NITRO_AT.replace(tzinfo=None)}, "platform", "now must be a timezone-aware datetime"),
+])
+def test_bad_arguments_fail_closed_at_a_named_step(evidence, kw: dict, step: str, message: str) -> None:
+    result = verify(evidence, platform="aws-nitro", **{"now": NITRO_AT, **kw})
+    assert (result.ok, result.failed_step, result.message) == (False, step, message)
+
+
+def test_a_manifest_match_is_reported_with_the_reference_that_matched() -> None:
+    doc = nitro_prod()
+    facts = nitro_verify(doc).facts
+    expected = manifest_for("aws-nitro", {"pcr0": facts["measurements"]["pcr0"]})
+    matched = nitro_verify(doc, expected=expected)
+    assert matched.ok and matched.facts["manifest_match"] == {
+        "git_commit": "a" * 40, "image_digest": "sha256:" + "b" * 64,
+        "reference": {"pcr0": facts["measurements"]["pcr0"]}}
+
+
 # --------------------------------------------------------------------------------------------- sev-snp
 
 
