@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,9 +69,11 @@ def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
     return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
-def _combine_scaled_g1(term_lists: Sequence[list[tuple[G1, int]]], factor: int) -> list[G1]:
-    """``[sum(point * coeff) * factor for terms in term_lists]`` with one scalar multiplication per
-    output where the coefficients are +-1 (the multiplications by ``factor`` run on all cores)."""
+def _unit_sums_g1(term_lists: Sequence[list[tuple[G1, int]]], factor: int,
+                  ) -> tuple[list[G1 | None], list[G1], list[int]]:
+    """The Python half of ``[sum(point * coeff) * factor for terms in term_lists]``: outputs whose
+    coefficients are all +-1 become sums left to scale (``pending``, at positions ``where`` of the
+    output, ``None`` there for now); the others are one MSM each with ``coeff * factor``."""
     out: list[G1 | None] = []
     pending: list[G1] = []
     where: list[int] = []
@@ -83,9 +86,13 @@ def _combine_scaled_g1(term_lists: Sequence[list[tuple[G1, int]]], factor: int) 
             where.append(len(out))
             out.append(None)
             pending.append(acc)
-    for i, p in zip(where, curve.g1_scale_all(pending, factor), strict=True):
+    return out, pending, where
+
+
+def _fill(out: list[G1 | None], where: list[int], scaled: Future[list[G1]]) -> tuple[G1, ...]:
+    for i, p in zip(where, scaled.result(), strict=True):
         out[i] = p
-    return out  # type: ignore[return-value]
+    return tuple(out)  # type: ignore[arg-type]
 
 
 def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
@@ -101,38 +108,45 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
     if n_vars < n_pub + 1:
         raise InvalidInput("circuit has fewer variables than public inputs")
 
-    coeffs = qap.constraint_coeffs(r1cs)
-    tau_g1, tau_g2 = params.tau_g1, params.tau_g2
-    alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
-
-    a_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
-    b1_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
-    b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
-    # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.
-    k_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
-    for cf in coeffs:
-        c, s, v = cf.constraint, cf.signal, cf.value
-        if cf.matrix == 0:
-            a_terms[s].append((tau_g1[c], v))
-            k_terms[s].append((beta_tau[c], v))
-        else:
-            b1_terms[s].append((tau_g1[c], v))
-            b2_terms[s].append((tau_g2[c], v))
-            k_terms[s].append((alpha_tau[c], v))
-    for c, con in enumerate(r1cs.constraints):
-        for s, v in con.c.items():
-            if v % R:
-                k_terms[s].append((tau_g1[c], v % R))
-
     delta_inv = curve.inv(toxic.delta)
-    ic = tuple(_combine_g1(k_terms[s]) for s in range(n_pub + 1))
-    # C and H are over delta: one scalar multiplication a point, the bulk of setup's time.
-    scaled = _combine_scaled_g1([*k_terms[n_pub + 1:], *([(p, 1)] for p in params.h_g1)], delta_inv)
-    c_query = tuple(scaled[:n_vars - n_pub - 1])
-    h_query = tuple(scaled[n_vars - n_pub - 1:])
-    a_query = tuple(_combine_g1(t) for t in a_terms)
-    b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
-    b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
+    # C and H are over delta: one scalar multiplication a point, two million of them at k=20 and the
+    # bulk of setup's CPU.  They run natively on every core (curve.g1_scale_all, GIL released) while
+    # this thread does the Python part, so the cores are not left idle during it.
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        h_job = pool.submit(curve.g1_scale_all, params.h_g1, delta_inv)
+        coeffs = qap.constraint_coeffs(r1cs)
+        tau_g1, tau_g2 = params.tau_g1, params.tau_g2
+        alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
+
+        a_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+        b1_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+        b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
+        # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.
+        k_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+        for cf in coeffs:
+            c, s, v = cf.constraint, cf.signal, cf.value
+            if cf.matrix == 0:
+                a_terms[s].append((tau_g1[c], v))
+                k_terms[s].append((beta_tau[c], v))
+            else:
+                b1_terms[s].append((tau_g1[c], v))
+                b2_terms[s].append((tau_g2[c], v))
+                k_terms[s].append((alpha_tau[c], v))
+        for c, con in enumerate(r1cs.constraints):
+            for s, v in con.c.items():
+                if v % R:
+                    k_terms[s].append((tau_g1[c], v % R))
+
+        c_out, c_pending, c_where = _unit_sums_g1(k_terms[n_pub + 1:], delta_inv)
+        c_job = pool.submit(curve.g1_scale_all, c_pending, delta_inv)
+        # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
+        ic_job = pool.submit(lambda: tuple(_combine_g1(k_terms[s]) for s in range(n_pub + 1)))
+        a_query = tuple(_combine_g1(t) for t in a_terms)
+        b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
+        b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
+        ic = ic_job.result()
+        c_query = _fill(c_out, c_where, c_job)
+        h_query = tuple(h_job.result())
 
     vk = VerifyingKey(
         alpha_g1=params.alpha_g1,
