@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from typing import Any
 
 SERVICES = ("all", "prover", "attestor", "params", "gateway")
@@ -33,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             config = cfgmod.load(cfgmod.SupervisorConfig)
         except cfgmod.ConfigError as exc:
-            print(f"teeprover: configuration error: {exc}")
+            print(f"teeprover: configuration error: {exc}", file=sys.stderr)
             return 2
         logs.setup("supervisor", config.log_level)
         return supervisor.run(config)
@@ -41,6 +42,6 @@ def run(args: argparse.Namespace) -> int:
     try:
         code: int = module.main()
     except cfgmod.ConfigError as exc:
-        print(f"teeprover: configuration error: {exc}")
+        print(f"teeprover: configuration error: {exc}", file=sys.stderr)
         return 2
     return code
