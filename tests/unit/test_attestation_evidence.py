@@ -59,6 +59,25 @@ def test_binding_bytes_layout_is_pinned() -> None:
     )
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("nonce", b"n" * 65, "nonce must be at most 64 bytes"),
+    ("tls_spki_sha256", b"s" * 31, "tls_spki_sha256 must be 32 bytes"),
+    ("hpke_public_key", b"", "hpke_public_key must be 1..4096 bytes"),
+    ("hpke_public_key", b"k" * 4097, "hpke_public_key must be 1..4096 bytes"),
+    ("timestamp_ms", -1, "timestamp must be a non-negative integer of milliseconds"),
+    ("timestamp_ms", 2**63, "timestamp must be a non-negative integer of milliseconds"),
+    ("timestamp_ms", True, "timestamp must be a non-negative integer of milliseconds"),
+    ("timestamp_ms", 1.5, "timestamp must be a non-negative integer of milliseconds"),
+])
+def test_binding_refuses_values_it_cannot_bind(field: str, value: object, message: str) -> None:
+    args: dict = {"nonce": b"n" * 64, "tls_spki_sha256": b"s" * 32, "hpke_public_key": b"k" * 4096,
+                  "timestamp_ms": 2**63 - 1}
+    assert len(binding_digest(**args)) == 64  # the bounds themselves are accepted
+    args[field] = value
+    with pytest.raises(InvalidInput, match=message):
+        binding_digest(**args)
+
+
 def test_collect_simulated_round_trips_and_is_refused_by_default() -> None:
     now = datetime.now(UTC)  # the process-wide simulated key is minted at real time
     response = collect("simulated", b"n" * 64, SPKI, HPKE, now)
