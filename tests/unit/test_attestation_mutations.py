@@ -254,6 +254,43 @@ def test_tdx_mutations() -> None:
     )
 
 
+def _tdx_bundle(**fields: object) -> bytes:
+    bundle: dict[str, object] = {"quote": read("tdx/dcapqvl_tdx_quote_v4.bin"),
+              "collateral": read("tdx/dcapqvl_tdx_quote_v4_collateral.json").decode()}
+    bundle.update(fields)
+    return cbor2.dumps({k: v for k, v in bundle.items() if v is not None})
+
+
+@pytest.mark.parametrize(("evidence", "step", "message"), [
+    (cbor2.dumps([1, 2]), "parse", "tdx evidence must be a CBOR map with a byte-string quote"),
+    (_tdx_bundle(quote="text"), "parse", "tdx evidence must be a CBOR map with a byte-string quote"),
+    (_tdx_bundle(collateral=None), "chain", "no DCAP collateral (tcb_info, qe_identity, CRLs) in the evidence"),
+    (_tdx_bundle(collateral=b"{}"), "structure", "collateral must be JSON text of bounded size"),
+    (_tdx_bundle(quote=b"q" * 47), "structure", "quote size out of bounds"),
+    (_tdx_bundle(quote=b"\x03\x00" + bytes(46)), "structure", "not a TDX quote (version 3, tee_type 0x0)"),
+    (_tdx_bundle(collateral="{}"), "structure", "collateral is not valid QuoteCollateralV3 JSON"),
+])
+def test_tdx_bundle_rules_are_named(evidence: bytes, step: str, message: str) -> None:
+    result = verify(evidence, platform="tdx", now=TDX_V4_AT)
+    assert (result.ok, result.failed_step) == (False, step)
+    assert result.message.startswith(message)
+
+
+def test_tdx_without_a_pinned_root_fails_chain() -> None:
+    result = verify(tdx_v4(), platform="tdx", now=TDX_V4_AT, roots=Roots())
+    assert (result.failed_step, result.message) == ("chain", "no pinned Intel SGX root configured")
+
+
+def test_tdx_report_data_is_checked_against_the_binding_or_the_padded_nonce() -> None:
+    good = verify(tdx_v4(), platform="tdx", now=TDX_V4_AT)
+    assert good.ok
+    report_data = good.facts["report_data"]
+    assert verify(tdx_v4(), platform="tdx", now=TDX_V4_AT, report_data=report_data).ok
+    other = bytes(64) if report_data != bytes(64) else b"\x01" * 64
+    wrong = verify(tdx_v4(), platform="tdx", now=TDX_V4_AT, report_data=other)
+    assert (wrong.failed_step, wrong.message) == ("nonce", "report_data differs from the expected binding")
+
+
 def test_gcp_mutations() -> None:
     pb = read("gcp/gce-cos-85-nonce9009.pb")
     assert verify(pb, platform="gcp-vtpm", now=SNP_AT, nonce=b"\x90\x08").failed_step == "nonce"
