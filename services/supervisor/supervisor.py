@@ -35,7 +35,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.common import config as cfgmod
-from services.common.procs import die_with_parent
+from services.common.procs import guarded
 from teeprover.apikeys import hash_key, new_key
 
 log = logging.getLogger("teeprover.supervisor")
@@ -65,7 +65,7 @@ class Child:
     def start(self) -> None:
         # Own session: Ctrl-C reaches only the supervisor, which stops children in order; SIGTERM (a
         # graceful stop) if the supervisor itself dies, so no child outlives it holding its ports.
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True, preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(guarded(self.argv), env=self.env, start_new_session=True)
         self.started_at = time.monotonic()
 
 
@@ -125,7 +125,7 @@ class Supervisor:
         from services.supervisor import devsetup
 
         argv = [sys.executable, "-m", "services.supervisor.devsetup", str(cache_dir), str(max_k), self.config.log_level]
-        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=die_with_parent())
+        proc = subprocess.Popen(guarded(argv), start_new_session=True)
         while proc.poll() is None:
             if self.stopping.wait(0.05):
                 _end(proc, QUICK_STOP)
