@@ -150,3 +150,29 @@ def test_ensure_keys_sets_up_once_per_circuit(tmp_path: Path) -> None:
     assert ensure_keys(demo, tmp_path / "keys", cache=cache, dev_params=True)  # dev parameters made, then keys
     assert made_for(tmp_path / "keys", digest) and not made_for(tmp_path / "keys", "00" * 32)
     assert not ensure_keys(demo, tmp_path / "keys", cache=cache)  # already there: nothing done
+
+
+def test_setup_builtin_reports_keys_already_made_for_the_packaged_circuit_as_ready(tmp_path: Path) -> None:
+    # A key directory whose key.json records the packaged circuit's digest counts as ready: nothing is set up
+    # (no parameters exist in this cache, so a set-up would fail).  Other names in the list are ignored.
+    sign = "midnight/zswap/sign"
+    (tmp_path / "keys" / sign).mkdir(parents=True)
+    (tmp_path / "keys" / sign / "key.json").write_text(
+        json.dumps({"circuit_sha256": builtin_keys.circuit_digest(sign)}))
+    states: list[tuple[str, str]] = []
+    done = builtin_keys.setup_builtin(tmp_path / "keys", [sign, "user/not-builtin"], cache=tmp_path / "empty",
+                                      on_state=lambda loc, state: states.append((loc, state)))
+    assert done == [] and states == [(sign, "ready")]
+    assert builtin_keys.is_ready(tmp_path / "keys", sign)
+    assert builtin_keys.is_builtin(sign) and not builtin_keys.is_builtin("user/not-builtin")
+
+
+def test_setup_builtin_stops_before_a_key_when_asked(tmp_path: Path) -> None:
+    from teeprover.errors import Cancelled
+
+    states: list[tuple[str, str]] = []
+    with pytest.raises(Cancelled, match="built-in key set-up stopped"):
+        builtin_keys.setup_builtin(tmp_path / "keys", [OUTPUT], cache=tmp_path / "empty", should_stop=lambda: True,
+                                   on_state=lambda loc, state: states.append((loc, state)))
+    assert states == [] and not (tmp_path / "keys" / OUTPUT).exists()
+    assert (tmp_path / "keys" / builtin_keys.LOCK_FILE).exists()  # the lock file stays for the next caller
