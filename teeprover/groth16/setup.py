@@ -14,8 +14,8 @@ draws delta from the OS RNG and forgets it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from array import array
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,30 +69,14 @@ def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
     return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
-def _unit_sums_g1(term_lists: Sequence[list[tuple[G1, int]]], factor: int,
-                  ) -> tuple[list[G1 | None], list[G1], list[int]]:
-    """The Python half of ``[sum(point * coeff) * factor for terms in term_lists]``: outputs whose
-    coefficients are all +-1 become sums left to scale (``pending``, at positions ``where`` of the
-    output, ``None`` there for now); the others are one MSM each with ``coeff * factor``."""
-    out: list[G1 | None] = []
-    pending: list[G1] = []
-    where: list[int] = []
-    zero = curve.g1_identity()
-    for terms in term_lists:
-        acc = _sum_unit(terms, zero)
-        if acc is None:
-            out.append(curve.msm_g1([p for p, _ in terms], curve.msm_scalars([k * factor for _, k in terms])))
-        else:
-            where.append(len(out))
-            out.append(None)
-            pending.append(acc)
-    return out, pending, where
+def _unit(terms: list[tuple[int, int]]) -> bool:
+    return all(k == 1 or k == R - 1 for _, k in terms)
 
 
-def _fill(out: list[G1 | None], where: list[int], scaled: Future[list[G1]]) -> tuple[G1, ...]:
-    for i, p in zip(where, scaled.result(), strict=True):
-        out[i] = p
-    return tuple(out)  # type: ignore[arg-type]
+def _scaled_sums(points_xy: bytes, signed: array[int], counts: array[int], factor: int) -> tuple[G1, ...]:
+    """Sums of +-points (curve.g1_sums_xy) times ``factor``, as point objects."""
+    sums = curve.g1_sums_xy(points_xy, signed, counts)
+    return curve.g1s_from_xy(curve.g1_scale_all_xy(sums, factor), check_subgroup=False)
 
 
 def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
@@ -121,32 +105,51 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
         a_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
         b1_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
         b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
-        # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.
-        k_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+        # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.  Its terms name
+        # their point by index (beta_tau[c]: c, alpha_tau[c]: n + c, tau_g1[c]: 2n + c), so the sums of
+        # C are made natively from one array of affine points (curve.g1_sums_xy).
+        k_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         for cf in coeffs:
             c, s, v = cf.constraint, cf.signal, cf.value
             if cf.matrix == 0:
                 a_terms[s].append((tau_g1[c], v))
-                k_terms[s].append((beta_tau[c], v))
+                k_terms[s].append((c, v))
             else:
                 b1_terms[s].append((tau_g1[c], v))
                 b2_terms[s].append((tau_g2[c], v))
-                k_terms[s].append((alpha_tau[c], v))
+                k_terms[s].append((n + c, v))
         for c, con in enumerate(r1cs.constraints):
             for s, v in con.c.items():
                 if v % R:
-                    k_terms[s].append((tau_g1[c], v % R))
+                    k_terms[s].append((2 * n + c, v % R))
+        sources = (beta_tau, alpha_tau, tau_g1)
 
-        c_out, c_pending, c_where = _unit_sums_g1(k_terms[n_pub + 1:], delta_inv)
-        c_job = pool.submit(curve.g1_scale_all, c_pending, delta_inv)
+        def points(terms: list[tuple[int, int]]) -> list[tuple[G1, int]]:
+            return [(sources[i // n][i % n], v) for i, v in terms]
+
+        # C: sums of +-points (all of them for most circuits), then times 1/delta, natively; any other
+        # output is one MSM with coefficient * 1/delta.
+        c_out: list[G1 | None] = []
+        signed, counts = array("i"), array("i")
+        for terms in k_terms[n_pub + 1:]:
+            if _unit(terms):
+                c_out.append(None)
+                counts.append(len(terms))
+                signed.extend([i + 1 if v == 1 else -1 - i for i, v in terms])
+            else:
+                c_out.append(_combine_g1([(p, v * delta_inv % R) for p, v in points(terms)]))
+        source_xy = b"".join([curve.g1s_to_xy(a) for a in sources])
+        c_job = pool.submit(_scaled_sums, source_xy, signed, counts, delta_inv)
         # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
-        ic_job = pool.submit(lambda: tuple(_combine_g1(k_terms[s]) for s in range(n_pub + 1)))
+        ic_job = pool.submit(lambda: tuple(_combine_g1(points(k_terms[s])) for s in range(n_pub + 1)))
         a_query = tuple(_combine_g1(t) for t in a_terms)
         b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
         b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
         ic = ic_job.result()
-        c_query = _fill(c_out, c_where, c_job)
+        unit_sums = iter(c_job.result())
+        c_query = tuple(p if p is not None else next(unit_sums) for p in c_out)
         h_query = tuple(h_job.result())
+        del source_xy
 
     vk = VerifyingKey(
         alpha_g1=params.alpha_g1,

@@ -139,3 +139,54 @@ def test_field_product_matches_python_integers(adx: bool) -> None:
     assert _native.fp_mul_check(a, b, adx) == expected
     with pytest.raises(ValueError):
         _native.fp_mul_check(P.to_bytes(48, "little"), bytes(48), adx)
+
+
+def _library_sums(pts: list[curve.G1], terms: list[int], counts: list[int]) -> list[curve.G1]:
+    out, at = [], 0
+    for c in counts:
+        acc = curve.g1_identity()
+        for t in terms[at:at + c]:
+            acc = acc + pts[t - 1] if t > 0 else acc - pts[-t - 1]
+        out.append(acc)
+        at += c
+    return out
+
+
+def test_signed_sums_match_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setup's C query: sums of +-points, with the cases a mixed addition must get right (P + P,
+    P - P, the identity as a term, no terms at all), split over threads and in one call."""
+    pts = _points([RNG.randrange(1, R) for _ in range(12)]) + [curve.g1_identity()]
+    xy = curve.g1s_to_xy(pts)
+    terms = [1, 2, -3, 4, 4, 5, -5, 13, 6, -13, 7, 7, 7, -8, 9, 10, -11, -12, 12, 3]
+    counts = [3, 2, 2, 1, 0, 2, 3, 1, 3, 2, 1]
+    expected = curve.g1s_to_xy(_library_sums(pts, terms, counts))
+    assert curve.g1_sums_xy(xy, terms, counts) == expected
+    assert curve.g1_sums_xy(xy, terms, counts, montgomery=True) == curve.to_montgomery(expected)
+    monkeypatch.setattr(curve, "_SCALE_CHUNK", 3)
+    assert curve.g1_sums_xy(xy, terms, counts, threads=2) == expected
+    assert curve.g1_sums_xy(xy, [], []) == b""
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.lists(st.integers(-6, 6).filter(bool), max_size=5), min_size=1, max_size=8))
+def test_random_signed_sums_match_the_library(groups: list[list[int]]) -> None:
+    pts = _points([3, 5, 7, 11, R - 13, 17])
+    terms = [t for g in groups for t in g]
+    counts = [len(g) for g in groups]
+    assert curve.g1_sums_xy(curve.g1s_to_xy(pts), terms, counts) == curve.g1s_to_xy(
+        _library_sums(pts, terms, counts))
+
+
+@pytest.mark.parametrize(("terms", "counts"), [([1, 2], [1]), ([1], [2]), ([3], [1]), ([-3], [1]), ([0], [1]),
+                                                ([1], [-1])])
+def test_signed_sums_reject_bad_terms(terms: list[int], counts: list[int]) -> None:
+    xy = curve.g1s_to_xy(_points([1, 2]))
+    with pytest.raises(MalformedEncoding):
+        curve.g1_sums_xy(xy, terms, counts)
+
+
+def test_signed_sums_reject_unreduced_coordinates() -> None:
+    bad = curve.g1s_to_xy(_points([1])) + P.to_bytes(48, "little") + bytes(48)
+    assert curve.g1_sums_xy(bad, [1], [1]) == curve.g1s_to_xy(_points([1]))  # an unused point is not read
+    with pytest.raises(MalformedEncoding):
+        curve.g1_sums_xy(bad, [1, -2], [2])
