@@ -4,9 +4,19 @@ We build and check paths ourselves instead of using ``cryptography.x509.verifica
 because vendor PKIs (AMD's RSA-PSS ARK/ASK/VCEK with no serial-number hygiene, TPM EK
 CAs with over-long names) do not meet the Web PKI profile that verifier enforces.  What
 we check: each certificate is directly issued by the next (name chaining + signature,
-including RSA-PSS), non-leaf certificates that carry basicConstraints are CAs, every
-certificate is valid at the injected ``now``, and the path ends at a pinned anchor
-(compared byte-for-byte, i.e. by fingerprint).
+including RSA-PSS); every certificate that issues another in the path (each intermediate
+and the pinned anchor) is a CA by RFC 5280: basicConstraints present with cA=TRUE
+(§4.2.1.9), its pathLenConstraint not exceeded by the non-self-issued intermediates below
+it (§6.1.4 (l)/(m)), and keyCertSign asserted when it carries keyUsage (§4.2.1.3,
+§6.1.4 (n)); every certificate is valid at the injected ``now``; and the path ends at a
+pinned anchor (compared byte-for-byte, i.e. by fingerprint).
+
+No vendor exception is needed: every issuing certificate of the real chains we verify
+(AWS Nitro root and cabundle CAs, AMD ARK/ASK/ASVK for Milan, Genoa and Turin, Google's
+TPM EK and EK/AK CAs, and the Intel SGX root and PCK Platform CA that dcap-qvl checks)
+carries a critical basicConstraints with cA=TRUE and a keyUsage with keyCertSign, and
+their pathLenConstraints hold for their real paths.  Only end-entity certificates (AMD
+VCEK/VLEK) lack basicConstraints, and an end entity never issues in a path.
 """
 
 from __future__ import annotations
@@ -68,57 +78,100 @@ def _issuer(cert: x509.Certificate) -> str:
         return "<unparsable issuer>"
 
 
+def _ca_problem(issuer: x509.Certificate, below: Sequence[x509.Certificate]) -> str | None:
+    """Why ``issuer`` may not sign ``below[-1]`` (None when it may).
+
+    ``below`` is the path from the leaf up to the certificate ``issuer`` signs; its
+    non-self-issued certificates other than the leaf are the intermediates pathLenConstraint counts.
+    """
+    name = _name(issuer)
+    try:  # extensions are parsed when first read; a malformed or duplicated one fails here
+        extensions = issuer.extensions
+    except (ValueError, x509.DuplicateExtension) as exc:
+        return f"{name} has extensions that could not be parsed: {exc}"[:300]
+    try:
+        bc = extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return f"{name} issues certificates but has no basicConstraints extension (not a CA)"
+    if not bc.ca:
+        return f"{name} issues certificates but is not a CA"
+    if bc.path_length is not None:
+        intermediates = sum(1 for c in below[1:] if c.issuer != c.subject)
+        if intermediates > bc.path_length:
+            return (
+                f"{name} allows {bc.path_length} intermediate CA certificate(s) below it "
+                f"(pathLenConstraint) but the path has {intermediates}"
+            )
+    try:
+        key_usage = extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return None
+    if not key_usage.key_cert_sign:
+        return f"{name} issues certificates but its keyUsage lacks keyCertSign"
+    return None
+
+
 def build_chain(
     leaf: x509.Certificate,
     intermediates: Sequence[x509.Certificate],
     anchors: Sequence[x509.Certificate],
     now: datetime,
 ) -> list[x509.Certificate]:
-    """Return ``[leaf, ..., anchor]`` or raise ``StepFailed("chain", ...)``."""
+    """Return ``[leaf, ..., anchor]`` or raise ``StepFailed("chain", ...)``.
+
+    The search only steps to an issuer that may issue at that place in the path (a CA,
+    see ``_ca_problem``), so a valid path is found even when a bad one exists too; when
+    no path is found and a signing issuer was refused, that refusal is the error.
+    """
     if not anchors:
         raise StepFailed("chain", "no pinned trust anchor configured for this platform")
     anchor_ders = {der(a) for a in anchors}
     pool = [c for c in intermediates if der(c) not in anchor_ders]
+    refused: list[str] = []
+
+    def may_issue(cand: x509.Certificate, path: list[x509.Certificate]) -> bool:
+        if not _issued_by(path[-1], cand):
+            return False
+        problem = _ca_problem(cand, path)
+        if problem is not None:
+            refused.append(problem)
+            return False
+        return True
 
     def extend(path: list[x509.Certificate]) -> list[x509.Certificate] | None:
         cur = path[-1]
         if der(cur) in anchor_ders:
             return path
         for anchor in anchors:
-            if _issued_by(cur, anchor):
+            if may_issue(anchor, path):
                 return [*path, anchor]
         if len(path) >= MAX_CHAIN_DEPTH:
             return None
         for cand in pool:
             if any(cand is p for p in path):
                 continue
-            if _issued_by(cur, cand):
+            if may_issue(cand, path):
                 found = extend([*path, cand])
                 if found is not None:
                     return found
         return None
 
-    path = extend([leaf])
-    if path is None:
-        raise StepFailed(
-            "chain", f"no path from {_name(leaf)} to a pinned root (issuer {_issuer(leaf)})"
-        )
     try:
-        _check_path(path, now)
+        path = extend([leaf])
+        if path is None:
+            if refused:
+                raise StepFailed("chain", refused[0])
+            raise StepFailed(
+                "chain", f"no path from {_name(leaf)} to a pinned root (issuer {_issuer(leaf)})"
+            )
+        _check_validity(path, now)
     except ValueError as exc:  # a field that only fails to parse when it is read
         raise StepFailed("chain", f"a certificate in the chain could not be parsed: {exc}"[:300]) from None
     return path
 
 
-def _check_path(path: list[x509.Certificate], now: datetime) -> None:
-    for i, cert in enumerate(path):
-        if i > 0:
-            try:
-                bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-            except x509.ExtensionNotFound:
-                bc = None
-            if bc is not None and not bc.ca:
-                raise StepFailed("chain", f"{_name(cert)} issues certificates but is not a CA")
+def _check_validity(path: list[x509.Certificate], now: datetime) -> None:
+    for cert in path:
         if not (cert.not_valid_before_utc <= now <= cert.not_valid_after_utc):
             raise StepFailed(
                 "chain",

@@ -1,7 +1,8 @@
 """Certificate paths (teeprover/attestation/_x509.py): what ``build_chain`` accepts as a path to a pinned root.
 
-Real certificates made here with a small P-256 PKI: a path must end at a pinned anchor, every issuer in it must
-be a CA, every certificate must be valid at the injected instant, and the search is bounded in depth.
+Real certificates made here with a small P-256 PKI: a path must end at a pinned anchor, every issuer in it (each
+intermediate and the anchor) must be a CA by RFC 5280 (basicConstraints cA=TRUE, pathLenConstraint, keyCertSign when
+keyUsage is present), every certificate must be valid at the injected instant, and the search is bounded in depth.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
 
 def _cert(cn: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.EllipticCurvePrivateKey] | None = None,
-          *, ca: bool | None = True, days: int = 30, start: datetime = NOW - timedelta(days=1)) -> x509.Certificate:
+          *, ca: bool | None = True, days: int = 30, start: datetime = NOW - timedelta(days=1),
+          path_length: int | None = None, key_cert_sign: bool | None = None) -> x509.Certificate:
     issuer_cn, issuer_key = issuer or (cn, key)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -29,7 +31,12 @@ def _cert(cn: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[str, ec.Ellipt
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
                .not_valid_before(start).not_valid_after(start + timedelta(days=days)))
     if ca is not None:
-        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
+    if key_cert_sign is not None:  # keyUsage present: digitalSignature and cRLSign set, keyCertSign as given
+        builder = builder.add_extension(x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
+            key_agreement=False, key_cert_sign=key_cert_sign, crl_sign=True, encipher_only=False,
+            decipher_only=False), critical=True)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -69,6 +76,74 @@ def test_an_end_entity_certificate_cannot_issue_in_the_path() -> None:
     assert _chain_error(rogue, [LEAF, INTER], [ROOT], NOW) == "CN=leaf issues certificates but is not a CA"
 
 
+def test_an_intermediate_without_basic_constraints_is_not_a_ca() -> None:
+    # RFC 5280 §4.2.1.9 / §6.1.4 (k): an issuer is a CA only by basicConstraints cA=TRUE; absence is not enough.
+    bare = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), ca=None)
+    assert _chain_error(LEAF, [bare], [ROOT], NOW) == (
+        "CN=intermediate issues certificates but has no basicConstraints extension (not a CA)")
+    # A leaf with no basicConstraints that signs another "leaf": refused the same way.
+    plain_leaf_key = _key()
+    plain_leaf = _cert("plain leaf", plain_leaf_key, ("intermediate", INTER_KEY), ca=None)
+    forged = _cert("forged", _key(), ("plain leaf", plain_leaf_key), ca=None)
+    assert _x509.build_chain(plain_leaf, [INTER], [ROOT], NOW) == [plain_leaf, INTER, ROOT]  # fine as a leaf
+    assert _chain_error(forged, [plain_leaf, INTER], [ROOT], NOW) == (
+        "CN=plain leaf issues certificates but has no basicConstraints extension (not a CA)")
+
+
+def test_an_intermediate_with_ca_false_is_not_a_ca() -> None:
+    not_ca = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), ca=False)
+    assert _chain_error(LEAF, [not_ca], [ROOT], NOW) == "CN=intermediate issues certificates but is not a CA"
+
+
+def test_the_anchor_must_be_a_ca_too() -> None:
+    # Every real pinned root carries basicConstraints cA=TRUE (checked in the module docstring's survey).
+    bare_root = _cert("root", ROOT_KEY, ca=None)
+    assert _chain_error(LEAF, [INTER], [bare_root], NOW) == (
+        "CN=root issues certificates but has no basicConstraints extension (not a CA)")
+    assert _chain_error(INTER, [], [_cert("root", ROOT_KEY, ca=False)], NOW) == (
+        "CN=root issues certificates but is not a CA")
+
+
+def test_path_length_constraint_counts_the_intermediates_below() -> None:
+    # RFC 5280 §4.2.1.9, §6.1.4 (l)/(m): pathLenConstraint = how many non-self-issued intermediates may follow.
+    root0 = _cert("root", ROOT_KEY, path_length=0)
+    assert _x509.build_chain(INTER, [], [root0], NOW) == [INTER, root0]  # an end entity right below: allowed
+    assert _chain_error(LEAF, [INTER], [root0], NOW) == (
+        "CN=root allows 0 intermediate CA certificate(s) below it (pathLenConstraint) but the path has 1")
+    root1 = _cert("root", ROOT_KEY, path_length=1)
+    assert _x509.build_chain(LEAF, [INTER], [root1], NOW) == [LEAF, INTER, root1]
+    sub_key = _key()
+    sub = _cert("sub", sub_key, ("intermediate", INTER_KEY))
+    deep_leaf = _cert("deep leaf", _key(), ("sub", sub_key), ca=False)
+    assert _chain_error(deep_leaf, [sub, INTER], [root1], NOW) == (
+        "CN=root allows 1 intermediate CA certificate(s) below it (pathLenConstraint) but the path has 2")
+    inter0 = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), path_length=0)
+    assert _chain_error(deep_leaf, [sub, inter0], [ROOT], NOW) == (
+        "CN=intermediate allows 0 intermediate CA certificate(s) below it (pathLenConstraint) but the path has 1")
+    # A self-issued intermediate (key rollover: same name, new key) is not counted.
+    rolled_key = _key()
+    rolled = _cert("intermediate", rolled_key, ("intermediate", INTER_KEY))
+    rolled_leaf = _cert("leaf", _key(), ("intermediate", rolled_key), ca=False)
+    assert _x509.build_chain(rolled_leaf, [rolled, INTER], [root1], NOW) == [rolled_leaf, rolled, INTER, root1]
+
+
+def test_key_usage_without_key_cert_sign_cannot_issue() -> None:
+    # RFC 5280 §4.2.1.3, §6.1.4 (n): when keyUsage is present, keyCertSign must be asserted to sign certificates.
+    no_kcs = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), key_cert_sign=False)
+    assert _chain_error(LEAF, [no_kcs], [ROOT], NOW) == (
+        "CN=intermediate issues certificates but its keyUsage lacks keyCertSign")
+    with_kcs = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), key_cert_sign=True)
+    assert _x509.build_chain(LEAF, [with_kcs], [ROOT], NOW) == [LEAF, with_kcs, ROOT]
+    assert _chain_error(LEAF, [INTER], [_cert("root", ROOT_KEY, key_cert_sign=False)], NOW) == (
+        "CN=root issues certificates but its keyUsage lacks keyCertSign")
+
+
+def test_a_refused_issuer_does_not_hide_a_valid_one() -> None:
+    # Two certificates for the intermediate's key: the search passes over the one that is not a CA.
+    not_ca = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), ca=False)
+    assert _x509.build_chain(LEAF, [not_ca, INTER], [ROOT], NOW) == [LEAF, INTER, ROOT]
+
+
 def test_every_certificate_must_be_valid_at_the_instant() -> None:
     assert _chain_error(LEAF, [INTER], [ROOT], NOW + timedelta(days=60)).startswith("CN=leaf is not valid at ")
     late_inter = _cert("intermediate", INTER_KEY, ("root", ROOT_KEY), start=NOW + timedelta(days=1))
@@ -96,3 +171,14 @@ def test_load_pem_or_der_reads_both_and_load_der_names_what_failed() -> None:
     with pytest.raises(StepFailed, match="VEK certificate is not a DER X.509 certificate") as err:
         _x509.load_der(b"\x30\x03\x02\x01\x01", "VEK certificate")
     assert err.value.step == "structure"
+
+
+@pytest.mark.parametrize("platform", ["aws-nitro", "sev-snp", "tdx", "gcp-vtpm"])
+def test_every_pinned_vendor_issuer_is_a_ca_without_exceptions(platform: str) -> None:
+    # The rule has no vendor exception because every pinned root and intermediate meets it (the real sample chains
+    # themselves are verified in test_attestation_samples.py).
+    from teeprover.attestation.roots import default_roots
+
+    roots = default_roots(platform)
+    for cert in (*roots.anchors, *roots.intermediates):
+        assert _x509._ca_problem(cert, [LEAF]) is None, _x509._name(cert)
