@@ -2,7 +2,11 @@
 
     client = Client("https://prover.example", api_key)
     keys = client.attested_keys(allow_simulated=False)     # verify the TEE first
-    proof = client.prove(request, seal_to=keys)            # the witness leaves sealed to the TEE
+    checked = client.prove_checked(request, circuit, seal_to=keys)   # the proof, verified before it is returned
+
+``prove`` returns the server's bytes unchecked; ``prove_checked`` verifies them first (see its
+docstring for where the verifying key comes from) and raises :class:`ProofRejected` or
+:class:`NoVerifyingKey` instead of returning a proof nobody checked.
 
 Errors from the server arrive as :class:`RemoteError` with the public error
 fields (``error``, ``message``, ``details``, ``request_id``) and the HTTP status;
@@ -16,7 +20,7 @@ import base64
 import datetime as dt
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -24,8 +28,12 @@ from teeprover import hpke
 from teeprover.attestation import binding_digest
 from teeprover.attestation import verify as verify_attestation
 from teeprover.attestation.result import Result
-from teeprover.errors import InvalidInput, TeeProverError
+from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
+from teeprover.progress import QUIET, Progress
 from teeprover.zkir import ProveRequest
+
+if TYPE_CHECKING:
+    from teeprover.groth16.types import Proof, VerifyingKey
 
 
 class RemoteError(TeeProverError):
@@ -42,6 +50,28 @@ class ConnectionFailed(TeeProverError):
 
 class AttestationRejected(TeeProverError):
     """The server's attestation document did not verify; nothing was sent."""
+
+
+class ProofRejected(TeeProverError):
+    """The server's answer is not a proof that verifies against the verifying key."""
+
+
+class NoVerifyingKey(InvalidInput):
+    """No verifying key to check the server's proof with: none given, none in the request's key
+    material, and the server serves none for the preimage's key_location."""
+
+
+@dataclass(frozen=True)
+class CheckedProof:
+    """A proof from the server that verified against ``verifying_key`` for ``public_inputs``.
+
+    ``key_source``: where the verifying key came from — ``"given"``, ``"key material"`` or ``"server"``.
+    """
+
+    proof: Proof
+    public_inputs: list[int]
+    verifying_key: VerifyingKey
+    key_source: str
 
 
 @dataclass(frozen=True)
@@ -128,6 +158,67 @@ class Client:
         if seal_to is not None:
             body = hpke.seal(seal_to.hpke_public_key, body)
         return self._send("POST", "/prove", content=body, headers={"content-type": "application/cbor"}).content
+
+    def prove_checked(self, request: ProveRequest, circuit: bytes | None = None, *,
+                      seal_to: AttestedKeys | None = None, verifying_key: bytes | None = None,
+                      progress: Progress = QUIET) -> CheckedProof:
+        """Prove remotely and verify the proof before returning it.
+
+        The verifying key (CBOR, ``vk.cbor``) is ``verifying_key`` when given; else the one in the
+        request's key material (the server proves with that material); else the server's
+        ``GET /verifying-key/{key_location}``, fetched before the witness is sent, so a server with no
+        key for the location gets nothing.  No key from any of them is :class:`NoVerifyingKey`.  The
+        public inputs are computed here from ``circuit`` (ZKIR bytes; default: the key material's
+        ``ir_source``) and the request's preimage (with its binding input).  A proof that does not
+        decode or does not verify is :class:`ProofRejected`.
+
+        A key the server serves only shows the proof is valid for the key that server claims for the
+        location; pass ``verifying_key`` (a key you pinned) to rule out a dishonest server.
+        """
+        from teeprover import zkir
+        from teeprover.groth16 import encoding
+        from teeprover.groth16.verify import verify
+
+        material = request.key_material
+        source = "given" if verifying_key is not None else "key material" if material is not None else "server"
+        circuit = circuit if circuit is not None else material.ir_source if material is not None else None
+        if circuit is None:
+            raise InvalidInput("checking the server's proof needs the circuit, to compute the public inputs")
+        with progress.stage(f"proving on {self.url}"):
+            vk = self._checking_key(request, verifying_key)
+            answer = self.prove(request, seal_to=seal_to)
+        with progress.stage("computing the public inputs"):
+            compiled = zkir.compile_circuit(zkir.load_circuit(circuit))
+            _, public = zkir.generate_witness(compiled, request.effective_preimage())
+        try:
+            proof = encoding.decode_proof(answer)
+        except MalformedEncoding as exc:
+            raise ProofRejected(f"the server's answer is not a proof: {exc.message}") from None
+        if not verify(vk, public, proof):
+            raise ProofRejected("the server's proof does not verify against the verifying key",
+                                details={"key_source": source})
+        return CheckedProof(proof, public, vk, source)
+
+    def _checking_key(self, request: ProveRequest, given: bytes | None) -> VerifyingKey:
+        from teeprover.groth16 import encoding
+
+        if given is not None:
+            return encoding.decode_verifying_key(given)
+        if request.key_material is not None:
+            return encoding.decode_verifying_key(request.key_material.verifier_key)
+        location = request.preimage.key_location
+        try:
+            served = self.verifying_key(location)
+        except RemoteError as exc:
+            if exc.status != 404:
+                raise
+            raise NoVerifyingKey(f"cannot check the server's proof: the server has no verifying key for "
+                                 f"{location!r} ({exc.message})") from None
+        try:
+            return encoding.decode_verifying_key(served)
+        except MalformedEncoding as exc:
+            raise NoVerifyingKey(f"cannot check the server's proof: its answer for the verifying key of "
+                                 f"{location!r} is not a verifying key ({exc.message})") from None
 
     def verifying_key(self, key_location: str, *, snarkjs_json: bool = False) -> bytes:
         """The verifying key of a circuit the server holds: CBOR (``encoding.decode_verifying_key``), or

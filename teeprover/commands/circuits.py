@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +15,7 @@ from teeprover.errors import InvalidInput, MalformedEncoding, TeeProverError
 from teeprover.progress import Progress
 
 if TYPE_CHECKING:
-    from teeprover.groth16.types import VerifyingKey
+    from teeprover.client import AttestedKeys, Client
 
 
 def register(sub: Any) -> None:
@@ -43,6 +45,9 @@ def register(sub: Any) -> None:
     p.add_argument("--allow-simulated", action="store_true",
                    help="with --seal: accept a simulated (NOT SECURE) attestation, for development")
     p.add_argument("--snarkjs", type=Path, help="also write proof.json, public.json, verification_key.json here")
+    p.add_argument("--no-verify", action="store_true",
+                   help="with --url and no --keys/--snarkjs: write the server's proof WITHOUT checking it "
+                        "(UNSAFE: it may not verify; for servers that serve no verifying key)")
     p.add_argument("--r1cs", type=Path)
     p.add_argument("--wtns", type=Path)
     p.add_argument("--zkey", type=Path)
@@ -127,38 +132,34 @@ def _prove(args: argparse.Namespace) -> int:
         return _prove_snarkjs(args)
     if args.circuit is None or args.preimage is None:
         raise InvalidInput("prove needs CIRCUIT and PREIMAGE (or --r1cs/--wtns/--zkey)")
+    if args.no_verify and (not args.url or args.keys or args.snarkjs):
+        raise InvalidInput("--no-verify only applies to --url without --keys or --snarkjs "
+                           "(those have the verifying key, so the proof is checked)")
     from teeprover import zkir
     from teeprover.keystore import read_key_dir
 
     circuit_bytes = read_input(args.circuit, "circuit")
     preimage = zkir.load_preimage(read_input(args.preimage, "preimage"))
     material = None
-    vk_bytes = b""
     if args.keys:
         files = read_key_dir(args.keys, str(args.keys))
-        vk_bytes = files.verifier_key
         material = zkir.ProvingKeyMaterial(prover_key=files.prover_key, verifier_key=files.verifier_key,
                                            ir_source=circuit_bytes)
     request = zkir.ProveRequest(preimage, material, None)
     progress = Progress()
-    vk: VerifyingKey | None
     if args.url:
-        with progress.stage(f"proving on {args.url}"):
-            # Without --keys, --snarkjs takes the verifying key the server holds for the preimage's key_location.
-            proof_bytes, served_vk = _remote_prove(args.url, args.api_key, request, seal=args.seal,
-                                                   allow_simulated=args.allow_simulated,
-                                                   want_vk=bool(args.snarkjs) and not vk_bytes)
-        proof = encoding.decode_proof(proof_bytes)
-        with progress.stage("computing the public inputs"):
-            compiled = zkir.compile_circuit(zkir.load_circuit(circuit_bytes))
-            _, public = zkir.generate_witness(compiled, preimage)
-        vk_bytes = vk_bytes or served_vk
-        vk = encoding.decode_verifying_key(vk_bytes) if vk_bytes else None
-        if vk is not None:
-            from teeprover.groth16.verify import verify
-
-            if not verify(vk, public, proof):
-                raise ProofRejected("the server's proof does not verify against the verifying key")
+        with _remote(args.url, args.api_key, seal=args.seal, allow_simulated=args.allow_simulated) as (client, keys):
+            if args.no_verify:
+                with progress.stage(f"proving on {args.url}"):
+                    answer = client.prove(request, seal_to=keys)
+                args.out.write_bytes(answer)
+                print(f"proof written to {args.out} (NOT verified: --no-verify)")
+                return EXIT_OK
+            # Verified before anything is written: with the key from --keys (the key material sent), else the
+            # key the server serves for the preimage's key_location (fetched before the witness is sent);
+            # with neither, the command fails and writes nothing.
+            checked = client.prove_checked(request, circuit_bytes, seal_to=keys, progress=progress)
+        proof, public, vk = checked.proof, checked.public_inputs, checked.verifying_key
     else:
         if material is None:
             raise InvalidInput("local proving needs --keys DIR (from `teeprover setup`)")
@@ -169,8 +170,6 @@ def _prove(args: argparse.Namespace) -> int:
         proof, public, vk = result.proof, result.public_inputs, result.verifying_key
     args.out.write_bytes(encoding.encode_proof(proof))
     if args.snarkjs:
-        if vk is None:
-            raise InvalidInput("--snarkjs needs --keys, or --url (the server's verifying key)")
         _write_snarkjs(args.snarkjs, proof, public, vk)
     print(f"proof written to {args.out}")
     return EXIT_OK
@@ -189,9 +188,10 @@ def _prove_snarkjs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, allow_simulated: bool,
-                  want_vk: bool) -> tuple[bytes, bytes]:
-    """(proof, the server's verifying key for the preimage's key_location or b"")."""
+@contextmanager
+def _remote(url: str, api_key: str | None, *, seal: bool,
+            allow_simulated: bool) -> Iterator[tuple[Client, AttestedKeys | None]]:
+    """A client for ``url`` and, with ``seal``, the server's verified attested keys."""
     from teeprover import clientconfig
     from teeprover.client import Client
 
@@ -199,13 +199,7 @@ def _remote_prove(url: str, api_key: str | None, request: Any, *, seal: bool, al
         keys = client.attested_keys(allow_simulated=allow_simulated) if seal else None
         if keys is not None:
             print(f"attestation verified ({keys.platform}); sealing the request to the attested key")
-        proof = client.prove(request, seal_to=keys)
-        vk = client.verifying_key(request.preimage.key_location) if want_vk else b""
-    return proof, vk
-
-
-class ProofRejected(TeeProverError):
-    """A proof from the server that does not verify (exit 1)."""
+        yield client, keys
 
 
 # -- verify ---------------------------------------------------------------------------------------

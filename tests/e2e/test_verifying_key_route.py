@@ -1,7 +1,9 @@
 """GET /verifying-key/{key_location} (REST through Envoy, and gRPC): the key a wallet needs, public.
 
 CBOR by default, snarkjs verification_key.json on ``Accept: application/json``; byte for byte
-what ``teeprover setup`` wrote.  With it, ``prove --url --snarkjs DIR`` works without ``--keys``.
+what ``teeprover setup`` wrote.  With it, ``prove --url --snarkjs DIR`` works without ``--keys``, and
+``prove --url`` checks every proof the server returns; a location the server holds no key for is an error
+before the witness is sent, and nothing is written.
 """
 
 from __future__ import annotations
@@ -74,3 +76,34 @@ def test_remote_prove_writes_snarkjs_files_without_keys(stack: Stack, tmp_path: 
          "--proof", str(out / "proof.json"), "--public", str(out / "public.json")],
         capture_output=True, text=True, timeout=120, cwd=REPO)
     assert checked.returncode == 0 and checked.stdout.strip() == "valid", checked.stdout + checked.stderr
+
+
+def _prove_cli(stack: Stack, preimage: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "teeprover.cli", "prove", str(FIXTURES / "arithmetic.zkir.json"), str(preimage),
+         "--url", stack.url, "--api-key", stack.api_key or "", "-o", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+
+
+def test_remote_prove_checks_the_servers_proof_with_its_served_key(stack: Stack, tmp_path: Path) -> None:
+    from teeprover.groth16 import encoding
+    from teeprover.groth16.verify import verify
+
+    proved = _prove_cli(stack, REPO / "examples" / "arithmetic.preimage.json", tmp_path / "proof.cbor")
+    assert proved.returncode == 0, proved.stderr
+    assert proved.stdout == f"proof written to {tmp_path / 'proof.cbor'}\n"  # checked: no "NOT verified"
+    proof = encoding.decode_proof((tmp_path / "proof.cbor").read_bytes())
+    assert verify(encoding.decode_verifying_key((KEYS / "vk.cbor").read_bytes()), [1234567, 14], proof)
+
+
+def test_remote_prove_for_a_location_without_a_key_is_an_error_and_writes_nothing(stack: Stack,
+                                                                                   tmp_path: Path) -> None:
+    preimage = json.loads((REPO / "examples" / "arithmetic.preimage.json").read_text())
+    preimage["key_location"] = "no/such/circuit"
+    (tmp_path / "preimage.json").write_text(json.dumps(preimage))
+    proved = _prove_cli(stack, tmp_path / "preimage.json", tmp_path / "proof.cbor")
+    assert proved.returncode == 2 and proved.stdout == ""
+    (line,) = proved.stderr.splitlines()
+    assert line.startswith("teeprover: NoVerifyingKey: cannot check the server's proof: the server has no "
+                           "verifying key for 'no/such/circuit' (404 NotFound: "), line
+    assert not (tmp_path / "proof.cbor").exists()

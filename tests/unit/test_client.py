@@ -3,17 +3,21 @@
 The server is a ThreadingHTTPServer whose ``/attestation`` answers with the attestor's own document
 (``evidence.collect`` with a simulated signer) and whose ``/prove`` opens the sealed body with the
 matching HPKE private key, so the wallet's checks run against real evidence and real ciphertext.
-Each test of a rejection changes one thing a hostile or broken server could change.
+Each test of a rejection changes one thing a hostile or broken server could change.  ``prove_checked`` runs
+against real keys of the arithmetic fixture and a real proof, answered (or tampered with) by that server.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,9 +27,16 @@ from teeprover import hpke
 from teeprover.attestation.evidence import collect
 from teeprover.attestation.evidence.simulated import SimulatedProvider
 from teeprover.attestation.simulated import SimulatedSigner
-from teeprover.client import AttestationRejected, Client, ConnectionFailed, RemoteError
+from teeprover.client import (
+    AttestationRejected,
+    Client,
+    ConnectionFailed,
+    NoVerifyingKey,
+    ProofRejected,
+    RemoteError,
+)
 from teeprover.errors import InvalidInput
-from teeprover.zkir import ProofPreimage, ProveRequest
+from teeprover.zkir import ProofPreimage, ProveRequest, ProvingKeyMaterial, load_preimage
 from tests.support.loopback_http import LoopbackHttp
 
 KEYS = hpke.generate()
@@ -229,3 +240,100 @@ def test_a_malformed_url_is_invalid_input_before_any_request() -> None:
     # Regression: httpx.InvalidURL escaped the constructor (a traceback in `teeprover attestation get --url`).
     with pytest.raises(InvalidInput, match=r"^http://\[::1 is not a usable URL: Invalid port"):
         Client("http://[::1")
+
+
+# -- prove_checked: the proof is verified before it is returned ------------------------------------------------
+
+CIRCUIT = Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "zkir" / "arithmetic.zkir.json"
+PREIMAGE = Path(__file__).resolve().parents[2] / "examples" / "arithmetic.preimage.json"
+
+
+@dataclass(frozen=True)
+class _Arithmetic:
+    """Real keys of the arithmetic fixture (on a small dev .ptau) and a real proof made with them."""
+
+    preimage: ProofPreimage
+    material: ProvingKeyMaterial
+    proof: bytes
+    public: list[int]
+
+
+@pytest.fixture(scope="module")
+def arithmetic(tmp_path_factory: pytest.TempPathFactory) -> _Arithmetic:
+    from teeprover.groth16 import encoding
+    from teeprover.keysetup import setup_keys
+    from teeprover.keystore import read_key_dir
+    from teeprover.proving import Prover
+    from teeprover.snarkjs import ptau
+
+    root = tmp_path_factory.mktemp("keys")
+    ptau.generate_dev_ptau(4, root / "dev4.ptau", random.Random(7))
+    setup_keys(CIRCUIT.read_bytes(), root / "k", ptau=root / "dev4.ptau")
+    files = read_key_dir(root / "k")
+    preimage = load_preimage(PREIMAGE.read_bytes())
+    material = ProvingKeyMaterial(prover_key=files.prover_key, verifier_key=files.verifier_key,
+                                  ir_source=CIRCUIT.read_bytes())
+    result = Prover(None).prove(ProveRequest(preimage, material))
+    return _Arithmetic(preimage, material, encoding.encode_proof(result.proof), result.public_inputs)
+
+
+def _cbor(data: bytes) -> Route:
+    return lambda h, body: (200, "application/cbor", data)
+
+
+def _tampered(proof_bytes: bytes) -> bytes:
+    from teeprover.groth16 import encoding
+
+    proof = encoding.decode_proof(proof_bytes)
+    return encoding.encode_proof(type(proof)(a=proof.c, b=proof.b, c=proof.a))
+
+
+def _calls(srv: LoopbackHttp) -> list[str]:
+    return [f"{r['method']} {r['path']}" for r in srv.requests()]
+
+
+def test_prove_checked_fetches_the_servers_key_first_and_returns_a_verified_proof(server, arithmetic) -> None:
+    srv, routes = server
+    routes["GET /verifying-key/builtin/demo/arithmetic"] = _cbor(arithmetic.material.verifier_key)
+    routes["POST /prove"] = _cbor(arithmetic.proof)
+    with Client(srv.url) as client:
+        checked = client.prove_checked(ProveRequest(arithmetic.preimage), CIRCUIT.read_bytes())
+    assert checked.key_source == "server" and checked.public_inputs == arithmetic.public == [1234567, 14]
+    assert _calls(srv) == ["GET /verifying-key/builtin/demo/arithmetic", "POST /prove"]
+
+
+def test_prove_checked_prefers_a_given_key_then_the_key_material(server, arithmetic) -> None:
+    srv, routes = server
+    routes["POST /prove"] = _cbor(arithmetic.proof)  # no verifying-key route: nothing may fetch it
+    with Client(srv.url) as client:
+        given = client.prove_checked(ProveRequest(arithmetic.preimage), CIRCUIT.read_bytes(),
+                                     verifying_key=arithmetic.material.verifier_key)
+        from_material = client.prove_checked(ProveRequest(arithmetic.preimage, arithmetic.material))
+    assert (given.key_source, from_material.key_source) == ("given", "key material")
+    assert _calls(srv) == ["POST /prove", "POST /prove"]
+
+
+def test_prove_checked_refuses_a_proof_that_does_not_verify(server, arithmetic) -> None:
+    srv, routes = server
+    routes["GET /verifying-key/builtin/demo/arithmetic"] = _cbor(arithmetic.material.verifier_key)
+    routes["POST /prove"] = _cbor(_tampered(arithmetic.proof))
+    with Client(srv.url) as client, pytest.raises(ProofRejected) as err:
+        client.prove_checked(ProveRequest(arithmetic.preimage), CIRCUIT.read_bytes())
+    assert err.value.message == "the server's proof does not verify against the verifying key"
+    assert err.value.details == {"key_source": "server"}
+    # A valid proof of another statement (another binding input) is refused the same way.
+    routes["POST /prove"] = _cbor(arithmetic.proof)
+    with Client(srv.url) as client, pytest.raises(ProofRejected):
+        client.prove_checked(ProveRequest(arithmetic.preimage, None, 99), CIRCUIT.read_bytes())
+
+
+def test_prove_checked_without_any_verifying_key_sends_nothing(server, arithmetic) -> None:
+    srv, routes = server
+    routes["POST /prove"] = _cbor(arithmetic.proof)  # GET /verifying-key/... is the handler's 404
+    with Client(srv.url) as client, pytest.raises(NoVerifyingKey) as err:
+        client.prove_checked(ProveRequest(arithmetic.preimage), CIRCUIT.read_bytes())
+    assert err.value.message == ("cannot check the server's proof: the server has no verifying key for "
+                                 "'builtin/demo/arithmetic' (404 NotFound: no route (request None))")
+    assert _calls(srv) == ["GET /verifying-key/builtin/demo/arithmetic"]
+    with Client(srv.url) as client, pytest.raises(InvalidInput, match="needs the circuit"):
+        client.prove_checked(ProveRequest(arithmetic.preimage))

@@ -149,62 +149,139 @@ def test_a_bad_k_argument_is_a_usage_error(k: str, capsys) -> None:
 # -- prove --url: the client checks the server's proof -------------------------------------------------------
 
 class _Prover(BaseHTTPRequestHandler):
-    """POST /prove answers ``owner["proof"]``; GET /verifying-key/... answers ``owner["vk"]``."""
+    """POST /prove answers ``owner["proof"]``; GET /verifying-key/... answers ``owner["vk"]``, or 404 (the error
+    JSON of the gateway) when it is None.  Every request is logged as "METHOD path"."""
 
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _reply(self, data: bytes) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "application/cbor")
+    def _reply(self, data: bytes, status: int = 200, ctype: str = "application/cbor") -> None:
+        self.send_response(status)
+        self.send_header("content-type", ctype)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        self.rfile.read(int(self.headers["content-length"]))
+        with self.server.http.answering() as log:  # type: ignore[attr-defined]
+            log(f"POST {self.path}")
+            self.rfile.read(int(self.headers["content-length"]))
         self._reply(self.server.owner["proof"])  # type: ignore[attr-defined]
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         with self.server.http.answering() as log:  # type: ignore[attr-defined]
-            log(self.path)
-        self._reply(self.server.owner["vk"])  # type: ignore[attr-defined]
+            log(f"GET {self.path}")
+        vk = self.server.owner["vk"]  # type: ignore[attr-defined]
+        if vk is None:
+            location = self.path.removeprefix("/verifying-key/")
+            self._reply(json.dumps({"error": "NotFound", "message": f"no keys for key_location {location!r}",
+                                    "details": {}, "request_id": "r1"}).encode(), 404, "application/json")
+        else:
+            self._reply(vk)
+
+
+VK_ROUTE = "GET /verifying-key/builtin/demo/arithmetic"  # the preimage's key_location
 
 
 @pytest.fixture
-def prover(proved: Path, keys: Path) -> Iterator[tuple[LoopbackHttp, dict[str, bytes]]]:
-    answers = {"proof": (proved / "proof.cbor").read_bytes(), "vk": (keys / "vk.cbor").read_bytes()}
+def prover(proved: Path, keys: Path) -> Iterator[tuple[LoopbackHttp, dict[str, bytes | None]]]:
+    answers: dict[str, bytes | None] = {"proof": (proved / "proof.cbor").read_bytes(),
+                                        "vk": (keys / "vk.cbor").read_bytes()}
     with LoopbackHttp(_Prover, "fake-prover", owner=answers) as srv:
         yield srv, answers
 
 
-def test_remote_prove_checks_the_proof_against_the_servers_verifying_key(prover, tmp_path: Path, capsys) -> None:
-    srv, _ = prover
-    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor",
-                          "--snarkjs", tmp_path / "sj")
-    assert (code, err) == (0, "") and out == f"proof written to {tmp_path / 'p.cbor'}\n"
-    assert srv.requests() == ["/verifying-key/builtin/demo/arithmetic"]  # the preimage's key_location
-    assert export.public_from_json((tmp_path / "sj/public.json").read_text()) == PUBLIC
-    assert encoding.decode_proof((tmp_path / "p.cbor").read_bytes())
+def _tampered(proof_bytes: bytes | None) -> bytes:
+    assert proof_bytes is not None
+    proof = encoding.decode_proof(proof_bytes)
+    return encoding.encode_proof(type(proof)(a=proof.c, b=proof.b, c=proof.a))  # well-formed, does not verify
 
 
-def test_remote_prove_rejects_a_proof_that_does_not_verify(prover, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("snarkjs", [False, True])
+def test_remote_prove_checks_the_proof_against_the_servers_verifying_key(prover, tmp_path: Path, capsys,
+                                                                          snarkjs: bool) -> None:
     srv, answers = prover
-    proof = encoding.decode_proof(answers["proof"])
-    answers["proof"] = encoding.encode_proof(type(proof)(a=proof.c, b=proof.b, c=proof.a))  # well-formed, wrong
-    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor",
-                          "--snarkjs", tmp_path / "sj")
+    extra: list[str | Path] = ["--snarkjs", tmp_path / "sj"] if snarkjs else []
+    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor", *extra)
+    assert (code, err) == (0, "") and out == f"proof written to {tmp_path / 'p.cbor'}\n"
+    # The key is fetched before the witness is sent, with or without --snarkjs.
+    assert srv.requests() == [VK_ROUTE, "POST /prove"]
+    assert (tmp_path / "p.cbor").read_bytes() == answers["proof"]
+    if snarkjs:
+        assert export.public_from_json((tmp_path / "sj/public.json").read_text()) == PUBLIC
+
+
+@pytest.mark.parametrize("snarkjs", [False, True])
+def test_remote_prove_rejects_a_proof_that_does_not_verify_and_writes_nothing(prover, tmp_path: Path, capsys,
+                                                                              snarkjs: bool) -> None:
+    srv, answers = prover
+    answers["proof"] = _tampered(answers["proof"])
+    extra: list[str | Path] = ["--snarkjs", tmp_path / "sj"] if snarkjs else []
+    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor", *extra)
     assert code == 1 and out == ""
     assert "ProofRejected: the server's proof does not verify against the verifying key" in _one_error_line(err)
     assert not (tmp_path / "p.cbor").exists() and not (tmp_path / "sj").exists()
 
 
-def test_remote_prove_without_a_verifying_key_cannot_write_snarkjs_files(prover, tmp_path: Path, capsys) -> None:
+def test_remote_prove_rejects_an_answer_that_is_not_a_proof(prover, tmp_path: Path, capsys) -> None:
     srv, answers = prover
-    answers["vk"] = b""  # a server that holds no verifying key for the location
-    code, _, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor",
-                        "--snarkjs", tmp_path / "sj")
-    assert code == 2
-    assert "--snarkjs needs --keys, or --url (the server's verifying key)" in _one_error_line(err)
-    code, _, _ = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "q.cbor")
-    assert code == 0 and (tmp_path / "q.cbor").is_file()  # without --snarkjs the key is not needed
+    answers["proof"] = b"\xa1\x01\x02"
+    code, _, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor")
+    assert code == 1
+    assert "ProofRejected: the server's answer is not a proof" in _one_error_line(err)
+    assert not (tmp_path / "p.cbor").exists()
+
+
+@pytest.mark.parametrize("snarkjs", [False, True])
+@pytest.mark.parametrize(("vk", "message"), [
+    (None, "the server has no verifying key for 'builtin/demo/arithmetic' (404 NotFound: no keys for key_location"),
+    (b"", "its answer for the verifying key of 'builtin/demo/arithmetic' is not a verifying key"),
+    (b"\xa1\x01\x02", "its answer for the verifying key of 'builtin/demo/arithmetic' is not a verifying key"),
+])
+def test_remote_prove_without_a_verifying_key_is_an_error_and_sends_and_writes_nothing(
+        prover, tmp_path: Path, capsys, vk: bytes | None, message: str, snarkjs: bool) -> None:
+    srv, answers = prover
+    answers["vk"] = vk
+    extra: list[str | Path] = ["--snarkjs", tmp_path / "sj"] if snarkjs else []
+    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor", *extra)
+    assert code == 2 and out == ""
+    line = _one_error_line(err)
+    assert "NoVerifyingKey: cannot check the server's proof: " in line and message in line
+    assert srv.requests() == [VK_ROUTE]  # the witness was never sent
+    assert not (tmp_path / "p.cbor").exists() and not (tmp_path / "sj").exists()
+
+
+def test_remote_prove_with_keys_checks_against_the_key_sent_without_fetching(prover, keys: Path, tmp_path: Path,
+                                                                             capsys) -> None:
+    srv, answers = prover
+    answers["vk"] = None  # the server holds no key for the location: --keys carries it
+    code, out, _ = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--keys", keys, "--url", srv.url, "-o", tmp_path / "p.cbor")
+    assert code == 0 and out == f"proof written to {tmp_path / 'p.cbor'}\n"
+    assert srv.requests() == ["POST /prove"]
+    answers["proof"] = _tampered(answers["proof"])
+    code, _, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--keys", keys, "--url", srv.url, "-o", tmp_path / "q.cbor")
+    assert code == 1 and "ProofRejected" in _one_error_line(err)
+    assert not (tmp_path / "q.cbor").exists()
+
+
+def test_no_verify_writes_the_servers_answer_unchecked_and_says_so(prover, tmp_path: Path, capsys) -> None:
+    srv, answers = prover
+    answers["vk"] = None
+    answers["proof"] = _tampered(answers["proof"])
+    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, "--url", srv.url, "-o", tmp_path / "p.cbor",
+                          "--no-verify")
+    assert (code, err) == (0, "") and out == f"proof written to {tmp_path / 'p.cbor'} (NOT verified: --no-verify)\n"
+    assert (tmp_path / "p.cbor").read_bytes() == answers["proof"]
+    assert srv.requests() == ["POST /prove"]
+
+
+@pytest.mark.parametrize("extra", [["--snarkjs", "sj"], ["--keys", "k"], []])
+def test_no_verify_is_refused_where_the_proof_is_checked_anyway(prover, tmp_path: Path, capsys, extra: list[str],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    srv, _ = prover
+    monkeypatch.chdir(tmp_path)
+    url = ["--url", srv.url] if extra else []  # [] : local proving, where --no-verify means nothing
+    code, out, err = _run(capsys, "prove", CIRCUIT, PREIMAGE, *url, *extra, "-o", "p.cbor", "--no-verify")
+    assert code == 2 and out == ""
+    assert "--no-verify only applies to --url without --keys or --snarkjs" in _one_error_line(err)
+    assert srv.requests() == [] and not (tmp_path / "p.cbor").exists()
