@@ -48,10 +48,6 @@ BUILTINS: dict[str, Builtin] = {b.location: b for b in (
 LOCK_FILE = ".builtin-setup.lock"
 
 
-def is_builtin(location: str) -> bool:
-    return location in BUILTINS
-
-
 def parse_selection(text: str) -> tuple[str, ...]:
     """``all``, ``none`` / empty, or a comma-separated list of built-in key locations (in set-up order)."""
     text = text.strip()

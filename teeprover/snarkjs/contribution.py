@@ -15,7 +15,7 @@ from typing import Any
 from teeprover import _native, curve
 from teeprover.curve import P, R
 
-_RQ_INV = pow(pow(2, 384, P), -1, P)  # 2^-384 mod q: undoes the Montgomery form (as ptau.py's _fq_from)
+_RQ_INV = pow(pow(2, 384, P), -1, P)  # 2^-384 mod q: undoes the Montgomery form of one coordinate
 
 
 # The record exactly as snarkjs 0.7.6 writes and checks it

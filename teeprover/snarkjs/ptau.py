@@ -82,17 +82,7 @@ from teeprover.curve import P  # noqa: E402
 from teeprover.errors import MalformedEncoding  # noqa: E402
 from teeprover.snarkjs.contribution import contribution_record  # noqa: E402
 
-_RQ = pow(2, 384, P)
-_RQ_INV = pow(_RQ, -1, P)
 _G1S, _G2S = 96, 192
-
-
-def _fq_from(b: bytes) -> int:
-    return int.from_bytes(b, "little") * _RQ_INV % P
-
-
-def _fq_to(x: int) -> bytes:
-    return (x * _RQ % P).to_bytes(48, "little")
 
 
 def _lem_to_xy(b: bytes | memoryview) -> bytes:
@@ -103,30 +93,6 @@ def _lem_to_xy(b: bytes | memoryview) -> bytes:
 def _xy_to_lem(b: bytes) -> bytes:
     """Standard LE coordinates -> Montgomery LE coordinates (native), zeros kept as zeros."""
     return curve.to_montgomery(b)
-
-
-def g1_from_lem(b: bytes) -> curve.G1:
-    return curve.g1s_from_xy(_lem_to_xy(b), check_subgroup=False)[0]
-
-
-def g2_from_lem(b: bytes) -> curve.G2:
-    return curve.g2s_from_xy(_lem_to_xy(b), check_subgroup=False)[0]
-
-
-def g1_to_lem(p: curve.G1) -> bytes:
-    return _xy_to_lem(curve.g1s_to_xy([p]))
-
-
-def g2_to_lem(p: curve.G2) -> bytes:
-    return _xy_to_lem(curve.g2s_to_xy([p]))
-
-
-def g1s_to_lem(points: Sequence[curve.G1]) -> bytes:
-    return _xy_to_lem(curve.g1s_to_xy(points))
-
-
-def g2s_to_lem(points: Sequence[curve.G2]) -> bytes:
-    return _xy_to_lem(curve.g2s_to_xy(points))
 
 
 @dataclass
@@ -286,4 +252,4 @@ def generate_dev_ptau(power: int, path: str | Path, rng: Any = None) -> None:
 
 __all__ = ["Ptau", "read_ptau", "write_ptau", "generate_dev_ptau", "DEV_CONTRIBUTION_NAME",
            "lagrange_values",
-           "lagrange_params_from_secrets", "g1_from_lem", "g2_from_lem", "g1_to_lem", "g2_to_lem"]
+           "lagrange_params_from_secrets"]

@@ -54,7 +54,6 @@ MAX_COEFFS = 1 << 30
 _WHAT = "zkey"
 _N8Q, _N8R = 48, 32
 _G1S, _G2S = 2 * _N8Q, 4 * _N8Q
-_RQ = pow(2, 8 * _N8Q, P)
 _RR = pow(2, 8 * _N8R, R)
 _RR2_INV = pow(_RR * _RR, -1, R)
 
@@ -86,21 +85,6 @@ def _g2_array(buf: bytes | memoryview, count: int, what: str, check_subgroup: bo
         return curve.g2s_from_xy(_standard_form(buf, what), check_subgroup=check_subgroup)
     except MalformedEncoding as exc:
         raise MalformedEncoding(f"{_WHAT}: {what}: {exc.message}") from exc
-
-
-def _g1_to_lem(pt: curve.G1) -> bytes:
-    xy = curve.g1_to_affine(pt)
-    if xy is None:
-        return bytes(_G1S)
-    return b"".join((c * _RQ % P).to_bytes(48, "little") for c in xy)
-
-
-def _g2_to_lem(pt: curve.G2) -> bytes:
-    xy = curve.g2_to_affine(pt)
-    if xy is None:
-        return bytes(_G2S)
-    (x0, x1), (y0, y1) = xy
-    return b"".join((c * _RQ % P).to_bytes(48, "little") for c in (x0, x1, y0, y1))
 
 
 # --- reading -------------------------------------------------------------------------
@@ -270,8 +254,8 @@ def _sections(pk: ProvingKey) -> list[tuple[int, int, Callable[[], Any]]]:
     vk = pk.vk
     s2 = (struct.pack("<I", _N8Q) + P.to_bytes(_N8Q, "little") + struct.pack("<I", _N8R) + R.to_bytes(_N8R, "little")
           + struct.pack("<III", pk.num_variables, pk.num_public, pk.domain_size)
-          + _g1_to_lem(vk.alpha_g1) + _g1_to_lem(pk.beta_g1) + _g2_to_lem(vk.beta_g2)
-          + _g2_to_lem(vk.gamma_g2) + _g1_to_lem(pk.delta_g1) + _g2_to_lem(vk.delta_g2))
+          + _g1s_to_lem([vk.alpha_g1, pk.beta_g1]) + _g2s_to_lem([vk.beta_g2])
+          + _g2s_to_lem([vk.gamma_g2]) + _g1s_to_lem([pk.delta_g1]) + _g2s_to_lem([vk.delta_g2]))
     rr2 = _RR * _RR % R
 
     def coeffs() -> Any:

@@ -164,7 +164,6 @@ def test_setup_builtin_reports_keys_already_made_for_the_packaged_circuit_as_rea
                                       on_state=lambda loc, state: states.append((loc, state)))
     assert done == [] and states == [(sign, "ready")]
     assert builtin_keys.is_ready(tmp_path / "keys", sign)
-    assert builtin_keys.is_builtin(sign) and not builtin_keys.is_builtin("user/not-builtin")
 
 
 def test_setup_builtin_stops_before_a_key_when_asked(tmp_path: Path) -> None:
