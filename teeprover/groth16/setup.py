@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from array import array
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -73,10 +74,32 @@ def _unit(terms: list[tuple[int, int]]) -> bool:
     return all(k == 1 or k == R - 1 for _, k in terms)
 
 
-def _scaled_sums(points_xy: bytes, signed: array[int], counts: array[int], factor: int) -> tuple[G1, ...]:
-    """Sums of +-points (curve.g1_sums_xy) times ``factor``, as point objects."""
+def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], G1], factor: int,
+                ) -> tuple[list[G1 | None], array[int], array[int]]:
+    """``sum(point(i) * coeff) * factor`` for each term list: lists whose coefficients are all +-1
+    (most circuits: all of them) become ``None`` plus their signed indices for curve.g1_sums_xy;
+    any other is one MSM here."""
+    out: list[G1 | None] = []
+    signed, counts = array("i"), array("i")
+    for terms in term_lists:
+        if _unit(terms):
+            out.append(None)
+            counts.append(len(terms))
+            signed.extend([i + 1 if v == 1 else -1 - i for i, v in terms])
+        else:
+            out.append(_combine_g1([(point(i), v * factor % R) for i, v in terms]))
+    return out, signed, counts
+
+
+def _native_sums(points_xy: bytes, split: tuple[list[G1 | None], array[int], array[int]],
+                 factor: int) -> tuple[G1, ...]:
+    """The outputs of :func:`_split_unit`, its +-1 sums made natively (times ``factor`` unless 1)."""
+    out, signed, counts = split
     sums = curve.g1_sums_xy(points_xy, signed, counts)
-    return curve.g1s_from_xy(curve.g1_scale_all_xy(sums, factor), check_subgroup=False)
+    if factor != 1:
+        sums = curve.g1_scale_all_xy(sums, factor)
+    made = iter(curve.g1s_from_xy(sums, check_subgroup=False))
+    return tuple(p if p is not None else next(made) for p in out)
 
 
 def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
@@ -96,26 +119,25 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
     # C and H are over delta: one scalar multiplication a point, two million of them at k=20 and the
     # bulk of setup's CPU.  They run natively on every core (curve.g1_scale_all, GIL released) while
     # this thread does the Python part, so the cores are not left idle during it.
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with ThreadPoolExecutor(max_workers=5) as pool:
         h_job = pool.submit(curve.g1_scale_all, params.h_g1, delta_inv)
         coeffs = qap.constraint_coeffs(r1cs)
         tau_g1, tau_g2 = params.tau_g1, params.tau_g2
         alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
-
-        a_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
-        b1_terms: list[list[tuple[G1, int]]] = [[] for _ in range(n_vars)]
+        # A, B (G1), C and IC name their points by index (beta_tau[c]: c, alpha_tau[c]: n + c, tau_g1[c]:
+        # 2n + c) into one array of affine points, so their sums of +-points are made natively
+        # (curve.g1_sums_xy); IC and C share one formula: beta*A + alpha*B + C at tau.
+        a_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
+        b1_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
-        # IC (public) and C (private) share one formula: beta*A + alpha*B + C at tau.  Its terms name
-        # their point by index (beta_tau[c]: c, alpha_tau[c]: n + c, tau_g1[c]: 2n + c), so the sums of
-        # C are made natively from one array of affine points (curve.g1_sums_xy).
         k_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         for cf in coeffs:
             c, s, v = cf.constraint, cf.signal, cf.value
             if cf.matrix == 0:
-                a_terms[s].append((tau_g1[c], v))
+                a_terms[s].append((2 * n + c, v))
                 k_terms[s].append((c, v))
             else:
-                b1_terms[s].append((tau_g1[c], v))
+                b1_terms[s].append((2 * n + c, v))
                 b2_terms[s].append((tau_g2[c], v))
                 k_terms[s].append((n + c, v))
         for c, con in enumerate(r1cs.constraints):
@@ -124,30 +146,18 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
                     k_terms[s].append((2 * n + c, v % R))
         sources = (beta_tau, alpha_tau, tau_g1)
 
-        def points(terms: list[tuple[int, int]]) -> list[tuple[G1, int]]:
-            return [(sources[i // n][i % n], v) for i, v in terms]
+        def point(i: int) -> G1:
+            return sources[i // n][i % n]
 
-        # C: sums of +-points (all of them for most circuits), then times 1/delta, natively; any other
-        # output is one MSM with coefficient * 1/delta.
-        c_out: list[G1 | None] = []
-        signed, counts = array("i"), array("i")
-        for terms in k_terms[n_pub + 1:]:
-            if _unit(terms):
-                c_out.append(None)
-                counts.append(len(terms))
-                signed.extend([i + 1 if v == 1 else -1 - i for i, v in terms])
-            else:
-                c_out.append(_combine_g1([(p, v * delta_inv % R) for p, v in points(terms)]))
         source_xy = b"".join([curve.g1s_to_xy(a) for a in sources])
-        c_job = pool.submit(_scaled_sums, source_xy, signed, counts, delta_inv)
+        c_job = pool.submit(_native_sums, source_xy, _split_unit(k_terms[n_pub + 1:], point, delta_inv), delta_inv)
+        a_job = pool.submit(_native_sums, source_xy, _split_unit(a_terms, point, 1), 1)
+        b1_job = pool.submit(_native_sums, source_xy, _split_unit(b1_terms, point, 1), 1)
         # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
-        ic_job = pool.submit(lambda: tuple(_combine_g1(points(k_terms[s])) for s in range(n_pub + 1)))
-        a_query = tuple(_combine_g1(t) for t in a_terms)
-        b_g1_query = tuple(_combine_g1(t) for t in b1_terms)
+        ic_job = pool.submit(lambda: tuple(_combine_g1([(point(i), v) for i, v in k_terms[s]])
+                                           for s in range(n_pub + 1)))
         b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
-        ic = ic_job.result()
-        unit_sums = iter(c_job.result())
-        c_query = tuple(p if p is not None else next(unit_sums) for p in c_out)
+        ic, a_query, b_g1_query, c_query = ic_job.result(), a_job.result(), b1_job.result(), c_job.result()
         h_query = tuple(h_job.result())
         del source_xy
 
