@@ -60,7 +60,10 @@ def ensure_chain_keys() -> Path:
     """Keys of the k=11 chain circuit in the shared key store (made once, ~3 s, in a process of its own)."""
     target = SHARED_CACHE / "keys" / CHAIN
     if not (target / "key.json").exists():
+        # the development parameters first: a run that starts with this (e.g. `make test-slow`) has none yet
         code = ("import os, sys; from pathlib import Path; from teeprover.keysetup import setup_keys; "
+                "from services.supervisor.devsetup import prepare; "
+                "prepare(Path(os.environ['TEEPROVER_CACHE_DIR']), 11); "
                 "setup_keys(sys.stdin.buffer.read(), Path(sys.argv[1]))")
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("TEEPROVER_")},
                "TEEPROVER_CACHE_DIR": str(SHARED_CACHE)}

@@ -111,6 +111,9 @@ def running_stack(tmp: Path, services: str = "all", **overrides: str) -> Iterato
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             proc.wait(10)
+            reader.join(10)
+            if proc.stdout is not None:  # else its ResourceWarning fails whichever test runs next
+                proc.stdout.close()
             raise RuntimeError("stack did not start:\n" + stack.log_text()[-5000:])
     try:
         yield stack
