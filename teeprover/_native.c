@@ -751,79 +751,102 @@ done:
     return out;
 }
 
-/* g1_sums(points, terms, counts, montgomery) -> bytes: sums of +-points, affine.  points: affine
- * x || y, standard form (zeros: identity); terms: int32 (native order) t = +-(index + 1); counts:
- * int32, how many consecutive terms each output sums.  Setup's C query is such sums (every
- * coefficient +-1 for most circuits): one mixed addition a term and one inversion per SCALE_BATCH
- * outputs, where the curve library would add point objects one at a time and invert every sum on its
- * own to encode it (~15 us). */
-static int g1_sums_run(const unsigned char *points, const int32_t *terms, const int32_t *counts,
-                       Py_ssize_t outputs, unsigned char *out, int mont, int32_t *bad) {
-    g1_jac *acc = PyMem_RawMalloc(sizeof(g1_jac) * SCALE_BATCH);
-    fp *scratch = PyMem_RawMalloc(sizeof(fp) * SCALE_BATCH);
-    if (!acc || !scratch) { PyMem_RawFree(acc); PyMem_RawFree(scratch); return -1; }
-    const int32_t *t = terms;
-    for (Py_ssize_t start = 0; start < outputs; start += SCALE_BATCH) {
-        Py_ssize_t n = outputs - start < SCALE_BATCH ? outputs - start : SCALE_BATCH;
-        for (Py_ssize_t i = 0; i < n; i++) {
-            memset(&acc[i], 0, sizeof acc[i]);
-            for (int32_t j = 0; j < counts[start + i]; j++, t++) {
-                int32_t idx = *t > 0 ? *t - 1 : -*t - 1;
-                const unsigned char *src = points + 96 * (Py_ssize_t)idx;
-                static const unsigned char zero[96];
-                if (memcmp(src, zero, 96) == 0) continue;
-                g1_aff q;
-                q.inf = 0;
-                load(q.x.l, src);
-                load(q.y.l, src + 48);
-                if (geq_p(q.x.l) || geq_p(q.y.l)) { *bad = idx; PyMem_RawFree(acc); PyMem_RawFree(scratch); return 1; }
-                fp_mul(&q.x, &q.x, &FP_R2);
-                fp_mul(&q.y, &q.y, &FP_R2);
-                if (*t < 0) { fp zero_fp = {{0}}; fp_sub(&q.y, &zero_fp, &q.y); }
-                g1_madd(&acc[i], &acc[i], &q, &FP_ONE);
-            }
-        }
-        g1_write_affine(acc, n, scratch, out + 96 * start, mont, &FP_ONE);
+/* sums(group, points, terms, counts, montgomery) -> bytes: sums of +-points, affine.  points: affine
+ * x || y of G1 or G2 (g1s_to_xy / g2s_to_xy layout), standard form, zeros for the identity; terms:
+ * int32 (native order) t = +-(index + 1); counts: int32, how many consecutive terms each output
+ * sums.  Setup's A, B and C queries are such sums (every coefficient +-1 for most circuits): one
+ * mixed addition a term and one inversion per SCALE_BATCH outputs, where the curve library adds
+ * point objects one at a time and inverts every sum on its own to encode it (~15 us in G1). */
+static void g1_load_std(g1_aff *q, const unsigned char *src) {
+    load(q->x.l, src); load(q->y.l, src + 48);
+    fp_mul(&q->x, &q->x, &FP_R2); fp_mul(&q->y, &q->y, &FP_R2);
+}
+static void g2_load_std(g2_aff *q, const unsigned char *src) {
+    load(q->x.c0.l, src); load(q->x.c1.l, src + 48); load(q->y.c0.l, src + 96); load(q->y.c1.l, src + 144);
+    fp_mul(&q->x.c0, &q->x.c0, &FP_R2); fp_mul(&q->x.c1, &q->x.c1, &FP_R2);
+    fp_mul(&q->y.c0, &q->y.c0, &FP_R2); fp_mul(&q->y.c1, &q->y.c1, &FP_R2);
+}
+static int std_reduced(const unsigned char *src, int coords) {
+    for (int c = 0; c < coords; c++) {
+        uint64_t v[6];
+        load(v, src + 48 * c);
+        if (geq_p(v)) return 0;
     }
-    PyMem_RawFree(acc);
-    PyMem_RawFree(scratch);
-    return 0;
+    return 1;
 }
 
-static PyObject *g1_sums(PyObject *self, PyObject *args) {
+#define DEFINE_SUMS(F, PFX, NAME, SIZE)                                                               \
+static int NAME##_sums_run(const unsigned char *points, const int32_t *terms, const int32_t *counts, \
+                           Py_ssize_t outputs, unsigned char *out, int mont, const F *one, int32_t *bad) { \
+    NAME##_jac *acc = PyMem_RawMalloc(sizeof(NAME##_jac) * SCALE_BATCH);                              \
+    F *scratch = PyMem_RawMalloc(sizeof(F) * SCALE_BATCH);                                            \
+    if (!acc || !scratch) { PyMem_RawFree(acc); PyMem_RawFree(scratch); return -1; }                  \
+    static const unsigned char zero[SIZE];                                                            \
+    const int32_t *t = terms;                                                                         \
+    int rc = 0;                                                                                       \
+    for (Py_ssize_t start = 0; start < outputs && rc == 0; start += SCALE_BATCH) {                    \
+        Py_ssize_t n = outputs - start < SCALE_BATCH ? outputs - start : SCALE_BATCH;                 \
+        for (Py_ssize_t i = 0; i < n && rc == 0; i++) {                                               \
+            memset(&acc[i], 0, sizeof acc[i]);                                                        \
+            for (int32_t j = 0; j < counts[start + i]; j++, t++) {                                    \
+                int32_t idx = *t > 0 ? *t - 1 : -*t - 1;                                              \
+                const unsigned char *src = points + SIZE * (Py_ssize_t)idx;                           \
+                if (memcmp(src, zero, SIZE) == 0) continue;                                           \
+                if (!std_reduced(src, SIZE / 48)) { *bad = idx; rc = 1; break; }                      \
+                NAME##_aff q;                                                                         \
+                q.inf = 0;                                                                            \
+                NAME##_load_std(&q, src);                                                             \
+                if (*t < 0) { F z; memset(&z, 0, sizeof z); PFX##_sub(&q.y, &z, &q.y); }              \
+                NAME##_madd(&acc[i], &acc[i], &q, one);                                               \
+            }                                                                                         \
+        }                                                                                             \
+        if (rc == 0) NAME##_write_affine(acc, n, scratch, out + SIZE * start, mont, one);             \
+    }                                                                                                 \
+    PyMem_RawFree(acc);                                                                               \
+    PyMem_RawFree(scratch);                                                                           \
+    return rc;                                                                                        \
+}
+
+DEFINE_SUMS(fp, fp, g1, 96)
+DEFINE_SUMS(fp2, fp2, g2, 192)
+
+static PyObject *sums(PyObject *self, PyObject *args) {
     Py_buffer points, terms, counts;
-    int mont;
-    if (!PyArg_ParseTuple(args, "y*y*y*p", &points, &terms, &counts, &mont)) return NULL;
+    int group, mont;
+    if (!PyArg_ParseTuple(args, "iy*y*y*p", &group, &points, &terms, &counts, &mont)) return NULL;
     PyObject *out = NULL;
-    if (points.len % 96 || terms.len % 4 || counts.len % 4) {
-        PyErr_SetString(PyExc_ValueError, "g1_sums: 96-byte affine points, int32 terms and counts");
+    Py_ssize_t size = group == 1 ? 96 : 192;
+    if ((group != 1 && group != 2) || points.len % size || terms.len % 4 || counts.len % 4) {
+        PyErr_SetString(PyExc_ValueError, "sums: group 1 or 2, affine points, int32 terms and counts");
         goto done;
     }
-    Py_ssize_t npoints = points.len / 96, nterms = terms.len / 4, outputs = counts.len / 4;
+    Py_ssize_t npoints = points.len / size, nterms = terms.len / 4, outputs = counts.len / 4;
     const int32_t *t = terms.buf, *c = counts.buf;
     Py_ssize_t total = 0;
     for (Py_ssize_t i = 0; i < outputs; i++) {
-        if (c[i] < 0) { PyErr_SetString(PyExc_ValueError, "g1_sums: negative count"); goto done; }
+        if (c[i] < 0) { PyErr_SetString(PyExc_ValueError, "sums: negative count"); goto done; }
         total += c[i];
     }
-    if (total != nterms) { PyErr_SetString(PyExc_ValueError, "g1_sums: counts do not add up to the terms"); goto done; }
+    if (total != nterms) { PyErr_SetString(PyExc_ValueError, "sums: counts do not add up to the terms"); goto done; }
     for (Py_ssize_t i = 0; i < nterms; i++) {
         if (t[i] == 0 || t[i] == INT32_MIN || (t[i] > 0 ? t[i] : -t[i]) > npoints) {
-            PyErr_Format(PyExc_ValueError, "g1_sums: term %zd is not +-(index + 1) of a point", i);
+            PyErr_Format(PyExc_ValueError, "sums: term %zd is not +-(index + 1) of a point", i);
             goto done;
         }
     }
-    out = PyBytes_FromStringAndSize(NULL, 96 * outputs);
+    out = PyBytes_FromStringAndSize(NULL, size * outputs);
     if (out == NULL) goto done;
     int rc;
     int32_t bad = -1;
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
     Py_BEGIN_ALLOW_THREADS /* coordinates are checked (< p) as they are read */
-    rc = g1_sums_run(points.buf, t, c, outputs, (unsigned char *)PyBytes_AS_STRING(out), mont, &bad);
+    if (group == 1) rc = g1_sums_run(points.buf, t, c, outputs, dst, mont, &FP_ONE, &bad);
+    else rc = g2_sums_run(points.buf, t, c, outputs, dst, mont, &FP2_ONE, &bad);
     Py_END_ALLOW_THREADS
     if (rc < 0) { Py_CLEAR(out); PyErr_NoMemory(); }
     else if (rc > 0) {
         Py_CLEAR(out);
-        PyErr_Format(PyExc_ValueError, "g1_sums: point %d has a coordinate not reduced modulo p", (int)bad);
+        PyErr_Format(PyExc_ValueError, "sums: point %d has a coordinate not reduced modulo p", (int)bad);
     }
 done:
     PyBuffer_Release(&points);
@@ -1046,8 +1069,8 @@ static PyMethodDef methods[] = {
      "comb_table(group, base, window) -> bytes: the fixed-base comb table of one affine point (see the C source)."},
     {"g1_scale", g1_scale, METH_VARARGS,
      "g1_scale(points, k1, k2, montgomery) -> bytes: every affine G1 point times k1 + k2 lambda (see the C source)."},
-    {"g1_sums", g1_sums, METH_VARARGS,
-     "g1_sums(points, terms, counts, montgomery) -> bytes: affine sums of +-points (see the C source)."},
+    {"sums", sums, METH_VARARGS,
+     "sums(group, points, terms, counts, montgomery) -> bytes: affine sums of +-points (see the C source)."},
     {"fp_mul_check", fp_mul_check, METH_VARARGS,
      "fp_mul_check(a, b, adx) -> bytes: Montgomery products of 48-byte elements, one implementation (tests)."},
     {"comb_mul", comb_mul, METH_VARARGS,

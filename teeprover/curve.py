@@ -521,25 +521,20 @@ def g1_scale_all_xy(data: bytes | bytearray | memoryview, k: int, *, montgomery:
 _SCALE_CHUNK = 1 << 13  # points per native call: the threads share the work in these pieces
 
 
-def g1_sums_xy(points: bytes | bytearray | memoryview, terms: Sequence[int], counts: Sequence[int], *,
-               montgomery: bool = False, threads: int | None = None) -> bytes:
-    """Sums of +-points as affine bytes (:func:`g1s_to_xy` layout): output ``j`` is the sum of the next
-    ``counts[j]`` entries of ``terms``, each ``+(i + 1)`` or ``-(i + 1)`` for point ``i`` of ``points``
-    (affine ``x || y`` bytes).  Native (``teeprover/_native.c`` ``g1_sums``: mixed additions, one
-    inversion per batch), GIL released, split over ``threads`` threads (default: one a core).  Bad
-    indices or unreduced coordinates raise MalformedEncoding."""
+def _sums_xy(group: int, points: bytes | bytearray | memoryview, terms: Sequence[int], counts: Sequence[int],
+             montgomery: bool, threads: int | None) -> bytes:
     t, c = array("i", terms), array("i", counts)
     if sum(c) != len(t) or min(c, default=0) < 0:
-        raise MalformedEncoding("G1 sums: counts do not add up to the terms")
+        raise MalformedEncoding(f"G{group} sums: counts do not add up to the terms")
     offsets = [0, *accumulate(c)]
     view = memoryview(points).cast("B")
 
     def run(start: int) -> bytes:
         stop = min(start + _SCALE_CHUNK, len(c))
         try:
-            out: bytes = _native.g1_sums(view, t[offsets[start]:offsets[stop]], c[start:stop], montgomery)
+            out: bytes = _native.sums(group, view, t[offsets[start]:offsets[stop]], c[start:stop], montgomery)
         except ValueError as exc:
-            raise MalformedEncoding(str(exc)) from None
+            raise MalformedEncoding(f"G{group} {exc}") from None
         return out
 
     starts = range(0, len(c), _SCALE_CHUNK)
@@ -548,6 +543,22 @@ def g1_sums_xy(points: bytes | bytearray | memoryview, terms: Sequence[int], cou
     workers = threads if threads is not None else min(os.cpu_count() or 1, 8)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:  # the native loop drops the GIL
         return b"".join(pool.map(run, starts))
+
+
+def g1_sums_xy(points: bytes | bytearray | memoryview, terms: Sequence[int], counts: Sequence[int], *,
+               montgomery: bool = False, threads: int | None = None) -> bytes:
+    """Sums of +-points as affine bytes (:func:`g1s_to_xy` layout): output ``j`` is the sum of the next
+    ``counts[j]`` entries of ``terms``, each ``+(i + 1)`` or ``-(i + 1)`` for point ``i`` of ``points``
+    (affine ``x || y`` bytes).  Native (``teeprover/_native.c`` ``sums``: mixed additions, one
+    inversion per batch), GIL released, split over ``threads`` threads (default: one a core).  Bad
+    indices or unreduced coordinates raise MalformedEncoding."""
+    return _sums_xy(1, points, terms, counts, montgomery, threads)
+
+
+def g2_sums_xy(points: bytes | bytearray | memoryview, terms: Sequence[int], counts: Sequence[int], *,
+               montgomery: bool = False, threads: int | None = None) -> bytes:
+    """:func:`g1_sums_xy` in G2 (:func:`g2s_to_xy` layout)."""
+    return _sums_xy(2, points, terms, counts, montgomery, threads)
 
 
 def g1_scale_all(points: Sequence[G1], k: int) -> list[G1]:
@@ -784,7 +795,8 @@ __all__ = [
     "g1s_from_xy", "g2s_from_xy", "g1s_to_xy", "g2s_to_xy",
     "fq_from_montgomery", "g1s_from_montgomery", "g2s_from_montgomery",
     "zero_chunks",
-    "msm_g1", "msm_g2", "g1_scale_all", "g1_scale_all_xy", "g1_sums_xy", "glv_split", "GLV_LAMBDA", "GLV_BETA", "BLS_Z",
+    "msm_g1", "msm_g2", "g1_scale_all", "g1_scale_all_xy", "g1_sums_xy", "g2_sums_xy", "glv_split", "GLV_LAMBDA",
+    "GLV_BETA", "BLS_Z",
     "g2_scale_all", "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
     "g2_mul_many_xy", "FixedBase", "to_montgomery", "pairing", "pairing_check",
     "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",

@@ -74,12 +74,13 @@ def _unit(terms: list[tuple[int, int]]) -> bool:
     return all(k == 1 or k == R - 1 for _, k in terms)
 
 
-def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], G1], factor: int,
-                ) -> tuple[list[G1 | None], array[int], array[int]]:
+def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], Any], factor: int,
+                combine: Callable[[list[tuple[Any, int]]], Any] = _combine_g1,
+                ) -> tuple[list[Any], array[int], array[int]]:
     """``sum(point(i) * coeff) * factor`` for each term list: lists whose coefficients are all +-1
-    (most circuits: all of them) become ``None`` plus their signed indices for curve.g1_sums_xy;
-    any other is one MSM here."""
-    out: list[G1 | None] = []
+    (most circuits: all of them) become ``None`` plus their signed indices for curve.g1_sums_xy /
+    g2_sums_xy; any other is one MSM here (``combine``)."""
+    out: list[Any] = []
     signed, counts = array("i"), array("i")
     for terms in term_lists:
         if _unit(terms):
@@ -87,7 +88,7 @@ def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[in
             counts.append(len(terms))
             signed.extend([i + 1 if v == 1 else -1 - i for i, v in terms])
         else:
-            out.append(_combine_g1([(point(i), v * factor % R) for i, v in terms]))
+            out.append(combine([(point(i), v * factor % R) for i, v in terms]))
     return out, signed, counts
 
 
@@ -99,6 +100,12 @@ def _native_sums(points_xy: bytes, split: tuple[list[G1 | None], array[int], arr
     if factor != 1:
         sums = curve.g1_scale_all_xy(sums, factor)
     made = iter(curve.g1s_from_xy(sums, check_subgroup=False))
+    return tuple(p if p is not None else next(made) for p in out)
+
+
+def _native_sums_g2(points: Sequence[G2], split: tuple[list[G2 | None], array[int], array[int]]) -> tuple[G2, ...]:
+    out, signed, counts = split
+    made = iter(curve.g2s_from_xy(curve.g2_sums_xy(curve.g2s_to_xy(points), signed, counts), check_subgroup=False))
     return tuple(p if p is not None else next(made) for p in out)
 
 
@@ -119,17 +126,18 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
     # C and H are over delta: one scalar multiplication a point, two million of them at k=20 and the
     # bulk of setup's CPU.  They run natively on every core (curve.g1_scale_all, GIL released) while
     # this thread does the Python part, so the cores are not left idle during it.
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         h_job = pool.submit(curve.g1_scale_all, params.h_g1, delta_inv)
         coeffs = qap.constraint_coeffs(r1cs)
         tau_g1, tau_g2 = params.tau_g1, params.tau_g2
         alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
         # A, B (G1), C and IC name their points by index (beta_tau[c]: c, alpha_tau[c]: n + c, tau_g1[c]:
-        # 2n + c) into one array of affine points, so their sums of +-points are made natively
-        # (curve.g1_sums_xy); IC and C share one formula: beta*A + alpha*B + C at tau.
+        # 2n + c) into one array of affine points, B in G2 by index into tau_g2, so their sums of
+        # +-points are made natively (curve.g1_sums_xy / g2_sums_xy); IC and C share one formula:
+        # beta*A + alpha*B + C at tau.
         a_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         b1_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
-        b2_terms: list[list[tuple[G2, int]]] = [[] for _ in range(n_vars)]
+        b2_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         k_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
         for cf in coeffs:
             c, s, v = cf.constraint, cf.signal, cf.value
@@ -138,7 +146,7 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
                 k_terms[s].append((c, v))
             else:
                 b1_terms[s].append((2 * n + c, v))
-                b2_terms[s].append((tau_g2[c], v))
+                b2_terms[s].append((c, v))
                 k_terms[s].append((n + c, v))
         for c, con in enumerate(r1cs.constraints):
             for s, v in con.c.items():
@@ -156,8 +164,9 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
         # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
         ic_job = pool.submit(lambda: tuple(_combine_g1([(point(i), v) for i, v in k_terms[s]])
                                            for s in range(n_pub + 1)))
-        b_g2_query = tuple(_combine_g2(t) for t in b2_terms)
+        b2_job = pool.submit(_native_sums_g2, tau_g2, _split_unit(b2_terms, tau_g2.__getitem__, 1, _combine_g2))
         ic, a_query, b_g1_query, c_query = ic_job.result(), a_job.result(), b1_job.result(), c_job.result()
+        b_g2_query = b2_job.result()
         h_query = tuple(h_job.result())
         del source_xy
 

@@ -5,6 +5,7 @@ against the curve library's own multiplication, with the GLV constants pinned an
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -141,10 +142,10 @@ def test_field_product_matches_python_integers(adx: bool) -> None:
         _native.fp_mul_check(P.to_bytes(48, "little"), bytes(48), adx)
 
 
-def _library_sums(pts: list[curve.G1], terms: list[int], counts: list[int]) -> list[curve.G1]:
+def _library_sums(pts: list[Any], terms: list[int], counts: list[int], zero: Any) -> list[Any]:
     out, at = [], 0
     for c in counts:
-        acc = curve.g1_identity()
+        acc = zero
         for t in terms[at:at + c]:
             acc = acc + pts[t - 1] if t > 0 else acc - pts[-t - 1]
         out.append(acc)
@@ -152,19 +153,27 @@ def _library_sums(pts: list[curve.G1], terms: list[int], counts: list[int]) -> l
     return out
 
 
-def test_signed_sums_match_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Setup's C query: sums of +-points, with the cases a mixed addition must get right (P + P,
-    P - P, the identity as a term, no terms at all), split over threads and in one call."""
-    pts = _points([RNG.randrange(1, R) for _ in range(12)]) + [curve.g1_identity()]
-    xy = curve.g1s_to_xy(pts)
+@pytest.mark.parametrize("group", [1, 2])
+def test_signed_sums_match_the_library(group: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Setup's A, B and C queries: sums of +-points, with the cases a mixed addition must get right
+    (P + P, P - P, the identity as a term, no terms at all), split over threads and in one call."""
+    gen: Any = curve.g1_generator() if group == 1 else curve.g2_generator()
+    zero: Any = curve.g1_identity() if group == 1 else curve.g2_identity()
+    mul: Any = curve.g1_mul if group == 1 else curve.g2_mul
+    to_xy: Any = curve.g1s_to_xy if group == 1 else curve.g2s_to_xy
+    sums_xy: Any = curve.g1_sums_xy if group == 1 else curve.g2_sums_xy
+    pts = [mul(gen, RNG.randrange(1, R)) for _ in range(12)] + [zero]
+    xy = to_xy(pts)
     terms = [1, 2, -3, 4, 4, 5, -5, 13, 6, -13, 7, 7, 7, -8, 9, 10, -11, -12, 12, 3]
     counts = [3, 2, 2, 1, 0, 2, 3, 1, 3, 2, 1]
-    expected = curve.g1s_to_xy(_library_sums(pts, terms, counts))
-    assert curve.g1_sums_xy(xy, terms, counts) == expected
-    assert curve.g1_sums_xy(xy, terms, counts, montgomery=True) == curve.to_montgomery(expected)
+    expected = to_xy(_library_sums(pts, terms, counts, zero))
+    assert sums_xy(xy, terms, counts) == expected
+    assert sums_xy(xy, terms, counts, montgomery=True) == curve.to_montgomery(expected)
     monkeypatch.setattr(curve, "_SCALE_CHUNK", 3)
-    assert curve.g1_sums_xy(xy, terms, counts, threads=2) == expected
-    assert curve.g1_sums_xy(xy, [], []) == b""
+    assert sums_xy(xy, terms, counts, threads=2) == expected
+    assert sums_xy(xy, [], []) == b""
+    with pytest.raises(MalformedEncoding):
+        sums_xy(xy, [14], [1])
 
 
 @settings(max_examples=20, deadline=None)
@@ -174,7 +183,7 @@ def test_random_signed_sums_match_the_library(groups: list[list[int]]) -> None:
     terms = [t for g in groups for t in g]
     counts = [len(g) for g in groups]
     assert curve.g1_sums_xy(curve.g1s_to_xy(pts), terms, counts) == curve.g1s_to_xy(
-        _library_sums(pts, terms, counts))
+        _library_sums(pts, terms, counts, curve.g1_identity()))
 
 
 @pytest.mark.parametrize(("terms", "counts"), [([1, 2], [1]), ([1], [2]), ([3], [1]), ([-3], [1]), ([0], [1]),
