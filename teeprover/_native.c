@@ -208,10 +208,7 @@ static inline __attribute__((always_inline)) void fp_mul_adx(fp *r, const fp *a,
 /* Montgomery product, CIOS with the "no-carry" shortcut (valid because p's top limb is below
  * 2^63 - 1: the running sum never needs a seventh word), for CPUs without ADX.  The loops are
  * unrolled explicitly (gcc -O3 left the outer one rolled): 67 -> 55 ns. */
-static inline void fp_mul(fp *r, const fp *a, const fp *b) {
-#ifdef FP_HAVE_ADX_ASM
-    if (FP_ADX) { fp_mul_adx(r, a, b); return; }
-#endif
+static inline void fp_mul_c(fp *r, const fp *a, const fp *b) {
     uint64_t t[7];
     const uint64_t *x = a->l;
 #pragma GCC unroll 6
@@ -247,6 +244,13 @@ static inline void fp_mul(fp *r, const fp *a, const fp *b) {
         t[5] = t[6] + carry;
     }
     fp_reduce_once(r, t);
+}
+
+static inline void fp_mul(fp *r, const fp *a, const fp *b) {
+#ifdef FP_HAVE_ADX_ASM
+    if (FP_ADX) { fp_mul_adx(r, a, b); return; }
+#endif
+    fp_mul_c(r, a, b);
 }
 
 static inline int fp_is_zero(const fp *a) {
@@ -901,14 +905,9 @@ static PyObject *fp_mul_check(PyObject *self, PyObject *args) {
         load(y.l, (const unsigned char *)b.buf + 48 * i);
 #ifdef FP_HAVE_ADX_ASM
         if (adx) fp_mul_adx(&r, &x, &y);
-        else {
-            int saved = FP_ADX;
-            FP_ADX = 0; /* the C path (the GIL is held: no native loop is running in this call) */
-            fp_mul(&r, &x, &y);
-            FP_ADX = saved;
-        }
+        else fp_mul_c(&r, &x, &y);
 #else
-        fp_mul(&r, &x, &y);
+        fp_mul_c(&r, &x, &y);
 #endif
         store((unsigned char *)PyBytes_AS_STRING(out) + 48 * i, r.l);
     }
