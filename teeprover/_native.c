@@ -1,4 +1,4 @@
-/* teeprover._native: the one loop of the snarkjs key reader that no library does for us.
+/* teeprover._native: the loops over many points that neither curve library does for us.
  *
  * from_montgomery: ffjavascript (snarkjs) stores base-field coordinates as x * 2^384 mod p
  *   (.zkey and .ptau points); neither curve library (py-arkworks-bls12381, ark-algebra-py) reads
@@ -17,14 +17,23 @@
  *   is affine x || y, little endian, Montgomery form (.ptau / .zkey layout) or standard form
  *   (the curve library's xy constructors), identity as zeros.  Releases the GIL.
  *
+ * g1_scale: [k * P for P in points], one scalar for every G1 point (setup's division of the C and
+ *   H queries by delta: two million points at k = 20): GLV, one joint width-5 NAF chain shared by
+ *   every point, batch inversions.  See its section below.
+ *
+ * sums: sums of +-points in G1 or G2 (setup's A, B and C queries), mixed additions, one inversion
+ *   per batch.  See its section below.
+ *
  * blake2b_blocks: BLAKE2b-512 compression over whole 128-byte blocks from an exported state.  The
  *   .ptau contribution record stores a BLAKE2b mid-state (snarkjs's "partialHash"), which hashlib
  *   cannot export, and the Python compression runs at ~0.7 MB/s (hundreds of MB at power 20).
  *
- * Field arithmetic: Montgomery multiplication (CIOS) on six 64-bit limbs, constant p of BLS12-381;
+ * Field arithmetic: Montgomery multiplication (CIOS) on six 64-bit limbs, constant p of BLS12-381,
+ * in mulx/adcx/adox assembler where the CPU has BMI2 and ADX, portable C otherwise;
  * Fp2 = Fp[u]/(u^2 + 1).  Curve y^2 = x^3 + 4 (G1), y^2 = x^3 + 4(1 + u) (G2): Jacobian
  * coordinates, madd-2007-bl and dbl-2009-l (a = 0).  Correctness is checked against the curve
- * library in tests/unit/test_curve.py (random scalars, both groups, identity and edge cases).
+ * library in tests/unit/test_curve.py and tests/unit/test_native_scale.py (random scalars, both
+ * groups, identity and edge cases; both field products against Python integers).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
