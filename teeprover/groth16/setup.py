@@ -70,8 +70,7 @@ def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
     return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
-def _unit(terms: list[tuple[int, int]]) -> bool:
-    return all(k == 1 or k == R - 1 for _, k in terms)
+_MINUS_ONE = R - 1
 
 
 def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], Any], factor: int,
@@ -83,12 +82,14 @@ def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[in
     out: list[Any] = []
     signed, counts = array("i"), array("i")
     for terms in term_lists:
-        if _unit(terms):
-            out.append(None)
-            counts.append(len(terms))
-            signed.extend([i + 1 if v == 1 else -1 - i for i, v in terms])
-        else:
+        # +(i + 1) / -(i + 1) for +-1, 0 (never an index) for any other coefficient: one pass a list
+        row = [i + 1 if v == 1 else -1 - i if v == _MINUS_ONE else 0 for i, v in terms]
+        if 0 in row:
             out.append(combine([(point(i), v * factor % R) for i, v in terms]))
+        else:
+            out.append(None)
+            counts.append(len(row))
+            signed.extend(row)
     return out, signed, counts
 
 
