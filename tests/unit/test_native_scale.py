@@ -199,3 +199,24 @@ def test_signed_sums_reject_unreduced_coordinates() -> None:
     assert curve.g1_sums_xy(bad, [1], [1]) == curve.g1s_to_xy(_points([1]))  # an unused point is not read
     with pytest.raises(MalformedEncoding):
         curve.g1_sums_xy(bad, [1, -2], [2])
+
+
+def test_setup_with_coefficients_other_than_one_gives_keys_that_verify() -> None:
+    """Setup's native sums take the +-1 term lists and its MSMs the others: a circuit with both, in
+    A, B and C, private and public, gives a key whose proofs verify, and not for a wrong output."""
+    from teeprover.groth16 import prove, setup, verify
+    from teeprover.r1cs import R1CS, Constraint
+    from teeprover.snarkjs.ptau import lagrange_params_from_secrets
+
+    # variables: 0 one | 1 out (public) | 2 x | 3 y | 4 w;  w = 3x (10 - y),  2 out - y = w
+    cons = (Constraint({2: 3}, {3: R - 1, 0: 10}, {4: 1}), Constraint({4: 1}, {0: 1}, {1: 2, 3: R - 1}))
+    r1cs = R1CS(num_variables=5, num_public=1, constraints=cons)
+    x, y = 5, 7
+    w = 3 * x * (10 - y)
+    z = [1, (w + y) * pow(2, -1, R) % R, x, y, w]
+    r1cs.check_witness(z)
+    params = lagrange_params_from_secrets(r1cs.domain_size(), tau=0x5EED, alpha=11, beta=13)
+    pk = setup.setup(r1cs, params, setup.ToxicWaste(delta=0xD17A))
+    proof = prove.prove(pk, z, 12345, 67890)
+    assert verify.verify(pk.vk, [z[1]], proof)
+    assert not verify.verify(pk.vk, [(z[1] + 1) % R], proof)
