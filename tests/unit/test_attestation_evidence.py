@@ -239,13 +239,8 @@ class FakeAmd:
         return bytes(r)
 
     def cert_table(self) -> bytes:
-        entries = [("vcek", self.vcek.public_bytes(Encoding.DER)), ("ask", self.ask.public_bytes(Encoding.DER))]
-        offset = 24 * (len(entries) + 1)
-        head, body = b"", b""
-        for name, der in entries:
-            head += CERT_TABLE_GUIDS[name].bytes + struct.pack("<II", offset + len(body), len(der))
-            body += der
-        return head + bytes(24) + body
+        return _cert_table([("vcek", self.vcek.public_bytes(Encoding.DER)),
+                            ("ask", self.ask.public_bytes(Encoding.DER))])
 
     def roots(self) -> Roots:
         return Roots(anchors=(self.ark,))
