@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from teeprover.attestation.evidence._device import _iowr
-from teeprover.attestation.snp import REPORT_SIZE, parse_cert_table, snp_evidence
+from teeprover.attestation.evidence._device import _iowr, snp_evidence_from_cert_table
+from teeprover.attestation.snp import REPORT_SIZE
 from teeprover.errors import Unavailable
 
 # ---------------------------------------------------------------------------------------------- /dev/sev-guest
@@ -99,11 +99,4 @@ class SevGuestProvider:
         if status != 0 or size != REPORT_SIZE or report[0x50:0x90] != report_data:
             raise Unavailable(f"SEV-SNP firmware answered status {status} with a {size}-byte report "
                               "that does not carry our report_data")
-        try:
-            table = parse_cert_table(certs.raw)
-        except ValueError as exc:
-            raise Unavailable(f"SEV-SNP certificate table is malformed: {exc}") from None
-        vek = table.get("vcek") or table.get("vlek")
-        if vek is None:
-            raise Unavailable("the host returned no VCEK/VLEK with the report (certificates not provisioned)")
-        return snp_evidence(report, vek, table.get("ask"))
+        return snp_evidence_from_cert_table(report, certs.raw, "certificate buffer")

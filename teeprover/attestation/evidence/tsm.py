@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from teeprover.attestation.evidence._device import _read_text
+from teeprover.attestation.evidence._device import _read_text, snp_evidence_from_cert_table
 from teeprover.attestation.evidence.pccs import CollateralSource
-from teeprover.attestation.snp import REPORT_SIZE, parse_cert_table, snp_evidence
+from teeprover.attestation.snp import REPORT_SIZE
 from teeprover.attestation.tdx import tdx_evidence
 from teeprover.errors import Unavailable
 
@@ -63,11 +63,4 @@ class ConfigfsTsmProvider:
             return tdx_evidence(outblob, self.collateral.collateral_json(outblob, now=now))
         if len(outblob) != REPORT_SIZE or outblob[0x50:0x90] != report_data:
             raise Unavailable("configfs-tsm returned a report that does not carry our report_data")
-        try:
-            certs = parse_cert_table(auxblob)
-        except ValueError as exc:
-            raise Unavailable(f"SEV-SNP certificate table is malformed: {exc}") from None
-        vek = certs.get("vcek") or certs.get("vlek")
-        if vek is None:
-            raise Unavailable("SEV-SNP auxblob holds no VCEK/VLEK (host did not provision certificates)")
-        return snp_evidence(outblob, vek, certs.get("ask"))
+        return snp_evidence_from_cert_table(outblob, auxblob, "auxblob")
