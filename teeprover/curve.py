@@ -34,8 +34,6 @@ Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from array import array
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -421,58 +419,6 @@ def msm_g2(points: Sequence[G2], scalars: Sequence[Any]) -> G2:
     return G2.multiexp_unchecked(points if isinstance(points, list) else list(points), _msm_scalars(scalars))
 
 
-def _scale_xy_chunk(group: int, data: bytes, k: int) -> bytes:
-    """Affine points (g1s_to_xy layout) times k, back as affine bytes (normalised here, in parallel)."""
-    pts = g1s_from_xy(data, check_subgroup=False) if group == 1 else g2s_from_xy(data, check_subgroup=False)
-    s = _ms(k)
-    return b"".join([(p * s).to_xy_bytes_le() for p in pts])
-
-
-def _scale_worker_main() -> None:
-    """Entry point of a scaling worker process: stdin ``group u8 || k (32 LE) || points``, stdout the products."""
-    data = sys.stdin.buffer.read()
-    sys.stdout.buffer.write(_scale_xy_chunk(data[0], data[33:], int.from_bytes(data[1:33], "little")))
-
-
-_WORKER_CMD = "from teeprover.curve import _scale_worker_main; _scale_worker_main()"
-
-
-def _scale_in_workers(group: int, chunks: list[bytes], k: int) -> bytes:
-    """Run the chunks in worker processes (a plain interpreter each: no fork of a threaded server, no
-    re-import of ``__main__`` as multiprocessing's spawn does).  ``k`` travels over the pipe, never argv."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get("PYTHONPATH", "")])}
-    head = bytes([group]) + (k % R).to_bytes(32, "little")
-
-    def run(chunk: bytes) -> bytes:
-        res = subprocess.run([sys.executable, "-c", _WORKER_CMD], input=head + chunk, capture_output=True,
-                             env=env, check=False)
-        if res.returncode != 0:
-            return _scale_xy_chunk(group, chunk, k)  # worker unavailable: do it here
-        return res.stdout
-
-    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:  # threads only wait on the pipes
-        return b"".join(pool.map(run, chunks))
-
-
-def _scale_all(group: int, points: Sequence[Any], k: int, processes: int | None) -> list[Any]:
-    workers = processes if processes is not None else min(os.cpu_count() or 1, 8)
-    if workers <= 1 or len(points) < _PARALLEL_SCALE_MIN:
-        s = _ms(k)
-        return [p * s for p in points]
-    # A scalar multiplication holds the GIL in both libraries, so threads do not help: processes do.
-    to_xy, from_xy, size = ((g1s_to_xy, g1s_from_xy, G1_XY_BYTES) if group == 1
-                            else (g2s_to_xy, g2s_from_xy, G2_XY_BYTES))
-    data = to_xy(points)
-    step = size * -(-len(points) // workers)
-    out = _scale_in_workers(group, [data[i:i + step] for i in range(0, len(data), step)], k)
-    if len(out) != len(data):
-        raise RuntimeError("scaling worker returned the wrong number of points")
-    return list(from_xy(out, check_subgroup=False))
-
-
-_PARALLEL_SCALE_MIN = 4096
-
 # GLV on G1 (teeprover/_native.c, g1_scale): phi(x, y) = (beta x, y) is lambda * P on G1, with
 # lambda = z^2 - 1 for the curve parameter z, a root of lambda^2 + lambda + 1 mod R, and beta the cube
 # root of unity of Fp that goes with it (the other one, beta^2, goes with lambda^2).  The C code holds
@@ -570,12 +516,6 @@ def g1_scale_all(points: Sequence[G1], k: int) -> list[G1]:
     if not points:
         return []
     return list(g1s_from_xy(g1_scale_all_xy(g1s_to_xy(points), k), check_subgroup=False))
-
-
-def g2_scale_all(points: Sequence[G2], k: int, *, processes: int | None = None) -> list[G2]:
-    """``[p * k for p in points]`` in G2: the curve library's multiplication, large batches split over
-    ``processes`` worker processes (default: one a core), results affine."""
-    return _scale_all(2, points, k, processes)
 
 
 class FixedBase:
@@ -797,7 +737,7 @@ __all__ = [
     "zero_chunks",
     "msm_g1", "msm_g2", "g1_scale_all", "g1_scale_all_xy", "g1_sums_xy", "g2_sums_xy", "glv_split", "GLV_LAMBDA",
     "GLV_BETA", "BLS_Z",
-    "g2_scale_all", "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
+    "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
     "g2_mul_many_xy", "FixedBase", "to_montgomery", "pairing", "pairing_check",
     "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",
 ]
