@@ -55,37 +55,37 @@ def _sum_unit(terms: list[tuple[Any, int]], zero: Any) -> Any | None:
     return acc
 
 
-def _combine_g1(terms: list[tuple[G1, int]]) -> G1:
-    """sum(point * coeff)."""
-    acc = _sum_unit(terms, curve.g1_identity())
-    if acc is not None:
-        return acc
+def _msm_g1(terms: list[tuple[G1, int]]) -> G1:
+    """sum(point * coeff) as one MSM."""
     return curve.msm_g1([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
 
 
-def _combine_g2(terms: list[tuple[G2, int]]) -> G2:
-    acc = _sum_unit(terms, curve.g2_identity())
-    if acc is not None:
-        return acc
+def _msm_g2(terms: list[tuple[G2, int]]) -> G2:
     return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
+
+
+def _combine_g1(terms: list[tuple[G1, int]]) -> G1:
+    """sum(point * coeff): by additions when every coeff is +-1, else one MSM."""
+    acc = _sum_unit(terms, curve.g1_identity())
+    return acc if acc is not None else _msm_g1(terms)
 
 
 _MINUS_ONE = R - 1
 
 
 def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], Any], factor: int,
-                combine: Callable[[list[tuple[Any, int]]], Any] = _combine_g1,
+                msm: Callable[[list[tuple[Any, int]]], Any] = _msm_g1,
                 ) -> tuple[list[Any], array[int], array[int]]:
     """``sum(point(i) * coeff) * factor`` for each term list: lists whose coefficients are all +-1
     (most circuits: all of them) become ``None`` plus their signed indices for curve.g1_sums_xy /
-    g2_sums_xy; any other is one MSM here (``combine``)."""
+    g2_sums_xy; any other is one MSM here (``msm``)."""
     out: list[Any] = []
     signed, counts = array("i"), array("i")
     for terms in term_lists:
         # +(i + 1) / -(i + 1) for +-1, 0 (never an index) for any other coefficient: one pass a list
         row = [i + 1 if v == 1 else -1 - i if v == _MINUS_ONE else 0 for i, v in terms]
         if 0 in row:
-            out.append(combine([(point(i), v * factor % R) for i, v in terms]))
+            out.append(msm([(point(i), v * factor % R) for i, v in terms]))
         else:
             out.append(None)
             counts.append(len(row))
@@ -165,7 +165,7 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
         # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
         ic_job = pool.submit(lambda: tuple(_combine_g1([(point(i), v) for i, v in k_terms[s]])
                                            for s in range(n_pub + 1)))
-        b2_job = pool.submit(_native_sums_g2, tau_g2, _split_unit(b2_terms, tau_g2.__getitem__, 1, _combine_g2))
+        b2_job = pool.submit(_native_sums_g2, tau_g2, _split_unit(b2_terms, tau_g2.__getitem__, 1, _msm_g2))
         ic, a_query, b_g1_query, c_query = ic_job.result(), a_job.result(), b1_job.result(), c_job.result()
         b_g2_query = b2_job.result()
         h_query = tuple(h_job.result())
