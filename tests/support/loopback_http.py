@@ -84,3 +84,12 @@ class LoopbackHttp:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes) -> None:
+    """Answer ``status`` with ``body`` (Content-Type and Content-Length set)."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -37,7 +37,7 @@ from teeprover.client import (
 )
 from teeprover.errors import InvalidInput
 from teeprover.zkir import ProofPreimage, ProveRequest, ProvingKeyMaterial, load_preimage
-from tests.support.loopback_http import LoopbackHttp
+from tests.support.loopback_http import LoopbackHttp, send
 
 KEYS = hpke.generate()
 SIGNER = SimulatedSigner()
@@ -65,11 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            self.send_response(status)
-            self.send_header("content-type", ctype)
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            send(self, status, ctype, data)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         self._answer("GET")

@@ -20,7 +20,7 @@ import pytest
 from teeprover.cli import main
 from teeprover.groth16 import encoding
 from teeprover.snarkjs import export, ptau
-from tests.support.loopback_http import LoopbackHttp
+from tests.support.loopback_http import LoopbackHttp, send
 
 REPO = Path(__file__).resolve().parents[2]
 CIRCUIT = REPO / "tests" / "fixtures" / "zkir" / "arithmetic.zkir.json"
@@ -156,11 +156,7 @@ class _Prover(BaseHTTPRequestHandler):
         pass
 
     def _reply(self, data: bytes, status: int = 200, ctype: str = "application/cbor") -> None:
-        self.send_response(status)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send(self, status, ctype, data)
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         with self.server.http.answering() as log:  # type: ignore[attr-defined]
