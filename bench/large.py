@@ -41,13 +41,17 @@ def _cpu() -> float:
 
 
 def build(k: int) -> _circom.Circuit:
-    """The squaring chain at 2^k, its witness and keys, as snarkjs files (cached; ``done`` stamp last)."""
-    from teeprover.groth16.setup import generate_keys
+    """The squaring chain at 2^k, its witness and keys, as snarkjs files (cached; ``done`` stamp last).
+
+    Setup works on byte arrays (``Ptau.lagrange_xy``, ``setup_xy``, ``write_zkey_xy``: no point object),
+    so k=22 fits in memory; the R1CS and witness files are written first, and the R1CS objects are
+    dropped before the key is written."""
+    from teeprover.groth16.setup import random_toxic_waste, setup_xy
     from teeprover.snarkjs.export import verification_key_json
     from teeprover.snarkjs.ptau import read_ptau
     from teeprover.snarkjs.r1cs import r1cs_to_bytes
     from teeprover.snarkjs.wtns import wtns_to_bytes
-    from teeprover.snarkjs.zkey import write_zkey
+    from teeprover.snarkjs.zkey import write_zkey_xy
     from tests.support.circuits import squaring_chain
 
     folder = _circom.CACHE / "bench" / "large" / f"chain_k{k}"
@@ -63,23 +67,30 @@ def build(k: int) -> _circom.Circuit:
         ptau_path = _circom.dev_ptau(k)
         times["ptau_s"], times["ptau_cpu_s"] = time.perf_counter() - t0, _cpu() - c0
         print(f"  dev ptau power {k}: {times['ptau_s']:.0f} s", flush=True)
+    t0, c0 = time.perf_counter(), _cpu()
     r1cs, z = squaring_chain((1 << k) - 4)  # steps + 1 (out) constraints + 2 public + 1 = 2^k
     assert r1cs.domain_size() == 1 << k
-    t0 = time.perf_counter()
-    params = read_ptau(ptau_path).lagrange_params(1 << k)
-    times["read_ptau_s"] = time.perf_counter() - t0
+    times["circuit_s"], times["circuit_cpu_s"] = time.perf_counter() - t0, _cpu() - c0
     t0, c0 = time.perf_counter(), _cpu()
-    pk = generate_keys(r1cs, params)
-    times["setup_s"], times["setup_cpu_s"] = time.perf_counter() - t0, _cpu() - c0
-    del params
-    t0 = time.perf_counter()
     c.r1cs.write_bytes(r1cs_to_bytes(r1cs))
     c.wtns.write_bytes(wtns_to_bytes(z))
-    write_zkey(c.zkey, pk)
-    c.vk_json.write_text(verification_key_json(pk.vk))
-    times["write_s"] = time.perf_counter() - t0
-    print(f"  k={k}: read ptau {times['read_ptau_s']:.0f} s, setup {times['setup_s']:.0f} s, "
-          f"write files {times['write_s']:.0f} s", flush=True)
+    del z
+    write_s, write_cpu = time.perf_counter() - t0, _cpu() - c0
+    t0, c0 = time.perf_counter(), _cpu()
+    params = read_ptau(ptau_path).lagrange_xy(1 << k)
+    times["read_ptau_s"], times["read_ptau_cpu_s"] = time.perf_counter() - t0, _cpu() - c0
+    t0, c0 = time.perf_counter(), _cpu()
+    key = setup_xy(r1cs, params, random_toxic_waste())
+    times["setup_s"], times["setup_cpu_s"] = time.perf_counter() - t0, _cpu() - c0
+    del params, r1cs
+    t0, c0 = time.perf_counter(), _cpu()
+    write_zkey_xy(c.zkey, key)
+    c.vk_json.write_text(verification_key_json(key.verifying_key()))
+    times["write_s"], times["write_cpu_s"] = write_s + time.perf_counter() - t0, write_cpu + _cpu() - c0
+    times["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"  k={k}: read ptau {times['read_ptau_s']:.0f} s, setup {times['setup_s']:.0f} s "
+          f"({times['setup_cpu_s']:.0f} CPU-s), write files {times['write_s']:.0f} s, "
+          f"peak RSS {times['peak_rss_mib']:.0f} MiB", flush=True)
     (folder / "build.json").write_text(json.dumps({"k": k, "ptau": str(ptau_path), **times,
                                                    "loadavg_1min": os.getloadavg()[0]}, indent=1) + "\n")
     (folder / "done").write_text(f"squaring chain k={k}, dev ptau\n")

@@ -14,17 +14,20 @@ draws delta from the OS RNG and forgets it.
 from __future__ import annotations
 
 import secrets
-from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from teeprover import curve
-from teeprover.curve import G1, G2, R
+from teeprover.curve import G1, R
 from teeprover.errors import CircuitTooLarge, InvalidInput
 from teeprover.groth16 import qap
-from teeprover.groth16.types import LagrangeParams, ProvingKey, VerifyingKey
+from teeprover.groth16.matrices import Entries, Grouped, Matrices, group
+from teeprover.groth16.types import Coeff, LagrangeParams, LagrangeXY, ProvingKey, VerifyingKey
 from teeprover.r1cs import R1CS
 
 
@@ -42,76 +45,92 @@ def random_toxic_waste() -> ToxicWaste:
     return ToxicWaste(delta=1 + secrets.randbelow(R - 1))
 
 
-def _sum_unit(terms: list[tuple[Any, int]], zero: Any) -> Any | None:
-    """sum(point * coeff) by additions when every coeff is +-1 (the common case), else None."""
-    acc = zero
-    for p, k in terms:
-        if k == 1:
-            acc = acc + p
-        elif k == R - 1:
-            acc = acc - p
-        else:
-            return None
-    return acc
+_CHUNK = 1 << 16  # points decoded into objects at a time for an MSM
 
 
-def _msm_g1(terms: list[tuple[G1, int]]) -> G1:
-    """sum(point * coeff) as one MSM."""
-    return curve.msm_g1([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
+def _msm_xy(group: int, points: bytes, index: npt.NDArray[np.int64], coeffs: list[int]) -> bytes:
+    """``sum(point[index[j]] * coeffs[j])`` as affine bytes: the points are decoded into objects and
+    summed by MSMs a chunk at a time (IC[0] sums every constraint's constant: n points)."""
+    size = curve.G1_XY_BYTES if group == 1 else curve.G2_XY_BYTES
+    rows = np.frombuffer(points, np.uint8).reshape(-1, size)
+    if group == 1:
+        acc: Any = curve.g1_identity()
+        for i in range(0, len(index), _CHUNK):
+            pts = curve.g1s_from_xy(rows[index[i:i + _CHUNK]].tobytes(), check_subgroup=False)
+            acc = acc + curve.msm_g1(list(pts), curve.msm_scalars(coeffs[i:i + _CHUNK]))
+        return curve.g1s_to_xy([acc])
+    acc = curve.g2_identity()
+    for i in range(0, len(index), _CHUNK):
+        pts2 = curve.g2s_from_xy(rows[index[i:i + _CHUNK]].tobytes(), check_subgroup=False)
+        acc = acc + curve.msm_g2(list(pts2), curve.msm_scalars(coeffs[i:i + _CHUNK]))
+    return curve.g2s_to_xy([acc])
 
 
-def _msm_g2(terms: list[tuple[G2, int]]) -> G2:
-    return curve.msm_g2([p for p, _ in terms], curve.msm_scalars([k for _, k in terms]))
-
-
-def _combine_g1(terms: list[tuple[G1, int]]) -> G1:
-    """sum(point * coeff): by additions when every coeff is +-1, else one MSM."""
-    acc = _sum_unit(terms, curve.g1_identity())
-    return acc if acc is not None else _msm_g1(terms)
-
-
-_MINUS_ONE = R - 1
-
-
-def _split_unit(term_lists: Sequence[list[tuple[int, int]]], point: Callable[[int], Any], factor: int,
-                msm: Callable[[list[tuple[Any, int]]], Any] = _msm_g1,
-                ) -> tuple[list[Any], array[int], array[int]]:
-    """``sum(point(i) * coeff) * factor`` for each term list: lists whose coefficients are all +-1
-    (most circuits: all of them) become ``None`` plus their signed indices for curve.g1_sums_xy /
-    g2_sums_xy; any other is one MSM here (``msm``)."""
-    out: list[Any] = []
-    signed, counts = array("i"), array("i")
-    for terms in term_lists:
-        # +(i + 1) / -(i + 1) for +-1, 0 (never an index) for any other coefficient: one pass a list
-        row = [i + 1 if v == 1 else -1 - i if v == _MINUS_ONE else 0 for i, v in terms]
-        if 0 in row:
-            out.append(msm([(point(i), v * factor % R) for i, v in terms]))
-        else:
-            out.append(None)
-            counts.append(len(row))
-            signed.extend(row)
-    return out, signed, counts
-
-
-def _native_sums(points_xy: bytes, split: tuple[list[G1 | None], array[int], array[int]],
-                 factor: int) -> tuple[G1, ...]:
-    """The outputs of :func:`_split_unit`, its +-1 sums made natively (times ``factor`` unless 1)."""
-    out, signed, counts = split
-    sums = curve.g1_sums_xy(points_xy, signed, counts)
+def _sums(group: int, points: bytes, grouped: Callable[[], Grouped], factor: int = 1) -> bytes:
+    """One point a signal of ``grouped()``: the +-1 sums natively (curve.g1_sums_xy / g2_sums_xy), the
+    other signals by :func:`_msm_xy`, all times ``factor`` (natively, G1 only) unless it is 1."""
+    g = grouped()
+    out = (curve.g1_sums_xy if group == 1 else curve.g2_sums_xy)(points, g.terms, g.counts)
+    if g.msm:
+        size = curve.G1_XY_BYTES if group == 1 else curve.G2_XY_BYTES
+        patched = bytearray(out)
+        del out
+        for s, index, coeffs in g.msm:
+            patched[(s - g.lo) * size:(s - g.lo + 1) * size] = _msm_xy(group, points, index, coeffs)
+        out = bytes(patched)
+        del patched
     if factor != 1:
-        sums = curve.g1_scale_all_xy(sums, factor)
-    made = iter(curve.g1s_from_xy(sums, check_subgroup=False))
-    return tuple(p if p is not None else next(made) for p in out)
+        out = curve.g1_scale_all_xy(out, factor)
+    return out
 
 
-def _native_sums_g2(points: Sequence[G2], split: tuple[list[G2 | None], array[int], array[int]]) -> tuple[G2, ...]:
-    out, signed, counts = split
-    made = iter(curve.g2s_from_xy(curve.g2_sums_xy(curve.g2s_to_xy(points), signed, counts), check_subgroup=False))
-    return tuple(p if p is not None else next(made) for p in out)
+@dataclass(frozen=True, eq=False)
+class KeyXY:
+    """A proving key as affine ``x || y`` byte arrays (standard form, zeros for the identity; layout of
+    :func:`teeprover.curve.g1s_to_xy`), in zkey section order: what the streamed ``.zkey`` writer
+    (:func:`teeprover.snarkjs.zkey.write_zkey_xy`) takes, with ``matrices`` for section 4.
+    See :class:`ProvingKey` for what each query holds."""
+
+    num_variables: int
+    num_public: int
+    domain_size: int
+    matrices: Matrices
+    alpha_g1: bytes
+    beta_g1: bytes
+    beta_g2: bytes
+    gamma_g2: bytes
+    delta_g1: bytes
+    delta_g2: bytes
+    ic: bytes
+    a_query: bytes
+    b_g1_query: bytes
+    b_g2_query: bytes
+    c_query: bytes
+    h_query: bytes
+
+    def verifying_key(self) -> VerifyingKey:
+        (alpha,), (beta, gamma, delta) = (curve.g1s_from_xy(self.alpha_g1, check_subgroup=False),
+                                          curve.g2s_from_xy(self.beta_g2 + self.gamma_g2 + self.delta_g2,
+                                                            check_subgroup=False))
+        return VerifyingKey(alpha_g1=alpha, beta_g2=beta, gamma_g2=gamma, delta_g2=delta,
+                            ic=curve.g1s_from_xy(self.ic, check_subgroup=False))
+
+    def proving_key(self, coeffs: tuple[Coeff, ...]) -> ProvingKey:
+        """The key as point objects (what the prover takes); ``coeffs``: qap.constraint_coeffs of its R1CS."""
+        def g1s(b: bytes) -> tuple[G1, ...]:
+            return curve.g1s_from_xy(b, check_subgroup=False)
+
+        return ProvingKey(vk=self.verifying_key(), beta_g1=g1s(self.beta_g1)[0], delta_g1=g1s(self.delta_g1)[0],
+                          num_variables=self.num_variables, num_public=self.num_public,
+                          domain_size=self.domain_size, coeffs=coeffs, a_query=g1s(self.a_query),
+                          b_g1_query=g1s(self.b_g1_query),
+                          b_g2_query=curve.g2s_from_xy(self.b_g2_query, check_subgroup=False),
+                          c_query=g1s(self.c_query), h_query=g1s(self.h_query))
 
 
-def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
-    """Deterministic Groth16 keys for ``r1cs`` from the prepared parameters and ``toxic``."""
+def setup_xy(r1cs: R1CS, params: LagrangeXY, toxic: ToxicWaste) -> KeyXY:
+    """Deterministic Groth16 keys for ``r1cs`` from the prepared parameters and ``toxic``, as byte arrays
+    (the one setup algorithm; :func:`setup` wraps it in point objects)."""
     n = r1cs.domain_size()
     if n != params.domain_size:
         raise CircuitTooLarge(f"parameters are for domain size {params.domain_size}, circuit needs {n}",
@@ -122,76 +141,56 @@ def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
     n_vars = r1cs.num_variables
     if n_vars < n_pub + 1:
         raise InvalidInput("circuit has fewer variables than public inputs")
+    g1s = params.g1_sources
+    if len(g1s) != 3 * n * curve.G1_XY_BYTES or len(params.tau_g2) != n * curve.G2_XY_BYTES \
+            or len(params.h_g1) != n * curve.G1_XY_BYTES:
+        raise InvalidInput(f"parameters do not hold {n} points a section")
 
     delta_inv = curve.inv(toxic.delta)
     # C and H are over delta: one scalar multiplication a point, two million of them at k=20 and the
-    # bulk of setup's CPU.  They run natively on every core (curve.g1_scale_all, GIL released) while
-    # this thread does the Python part, so the cores are not left idle during it.
+    # bulk of setup's CPU.  They run natively on every core (curve.g1_scale_all_xy, GIL released) while
+    # this thread reads the matrices, so the cores are not left idle during it.
     with ThreadPoolExecutor(max_workers=6) as pool:
-        h_job = pool.submit(curve.g1_scale_all, params.h_g1, delta_inv)
-        coeffs = qap.constraint_coeffs(r1cs)
-        tau_g1, tau_g2 = params.tau_g1, params.tau_g2
-        alpha_tau, beta_tau = params.alpha_tau_g1, params.beta_tau_g1
-        # A, B (G1), C and IC name their points by index (beta_tau[c]: c, alpha_tau[c]: n + c, tau_g1[c]:
-        # 2n + c) into one array of affine points, B in G2 by index into tau_g2, so their sums of
-        # +-points are made natively (curve.g1_sums_xy / g2_sums_xy); IC and C share one formula:
-        # beta*A + alpha*B + C at tau.
-        a_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
-        b1_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
-        b2_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
-        k_terms: list[list[tuple[int, int]]] = [[] for _ in range(n_vars)]
-        for cf in coeffs:
-            c, s, v = cf.constraint, cf.signal, cf.value
-            if cf.matrix == 0:
-                a_terms[s].append((2 * n + c, v))
-                k_terms[s].append((c, v))
-            else:
-                b1_terms[s].append((2 * n + c, v))
-                b2_terms[s].append((c, v))
-                k_terms[s].append((n + c, v))
-        for c, con in enumerate(r1cs.constraints):
-            for s, v in con.c.items():
-                if v % R:
-                    k_terms[s].append((2 * n + c, v % R))
-        sources = (beta_tau, alpha_tau, tau_g1)
+        h_job = pool.submit(curve.g1_scale_all_xy, params.h_g1, delta_inv)
+        mats = Matrices.from_r1cs(r1cs)
+        ab, cc = mats.ab, mats.c
+        is_a = ab.matrix == 0
+        is_b = ~is_a
+        # A, B (G1), C and IC name their points by index into g1_sources (beta_tau[c]: c, alpha_tau[c]: n + c,
+        # tau_g1[c]: 2n + c), B in G2 by index into tau_g2.  IC and C share one formula, beta*A + alpha*B + C
+        # at tau: the entries of all three matrices, grouped per signal.
+        k_entries = Entries(matrix=np.concatenate([ab.matrix, cc.matrix]),
+                            constraint=np.concatenate([ab.constraint, cc.constraint]),
+                            signal=np.concatenate([ab.signal, cc.signal]), unit=np.concatenate([ab.unit, cc.unit]),
+                            ref=np.concatenate([ab.ref, cc.ref]), values=ab.values)
+        k_index = k_entries.constraint + n * k_entries.matrix.astype(np.int64)
+        c_job = pool.submit(_sums, 1, g1s, lambda: group(k_index, k_entries, n_pub + 1, n_vars), delta_inv)
+        ic_job = pool.submit(_sums, 1, g1s, lambda: group(k_index, k_entries, 0, n_pub + 1))
+        a_job = pool.submit(_sums, 1, g1s, lambda: group(2 * n + ab.constraint[is_a], ab, 0, n_vars, is_a))
+        b1_job = pool.submit(_sums, 1, g1s, lambda: group(2 * n + ab.constraint[is_b], ab, 0, n_vars, is_b))
+        b2_job = pool.submit(_sums, 2, params.tau_g2, lambda: group(ab.constraint[is_b], ab, 0, n_vars, is_b))
+        ic, a_query, b_g1_query, b_g2_query = ic_job.result(), a_job.result(), b1_job.result(), b2_job.result()
+        c_query, h_query = c_job.result(), h_job.result()
 
-        def point(i: int) -> G1:
-            return sources[i // n][i % n]
-
-        source_xy = b"".join([curve.g1s_to_xy(a) for a in sources])
-        c_job = pool.submit(_native_sums, source_xy, _split_unit(k_terms[n_pub + 1:], point, delta_inv), delta_inv)
-        a_job = pool.submit(_native_sums, source_xy, _split_unit(a_terms, point, 1), 1)
-        b1_job = pool.submit(_native_sums, source_xy, _split_unit(b1_terms, point, 1), 1)
-        # IC[0] sums every constraint's constant (an MSM over all of them): on its own thread too
-        ic_job = pool.submit(lambda: tuple(_combine_g1([(point(i), v) for i, v in k_terms[s]])
-                                           for s in range(n_pub + 1)))
-        b2_job = pool.submit(_native_sums_g2, tau_g2, _split_unit(b2_terms, tau_g2.__getitem__, 1, _msm_g2))
-        ic, a_query, b_g1_query, c_query = ic_job.result(), a_job.result(), b1_job.result(), c_job.result()
-        b_g2_query = b2_job.result()
-        h_query = tuple(h_job.result())
-        del source_xy
-
-    vk = VerifyingKey(
-        alpha_g1=params.alpha_g1,
-        beta_g2=params.beta_g2,
-        gamma_g2=curve.g2_generator(),
-        delta_g2=curve.g2_mul(curve.g2_generator(), toxic.delta),
-        ic=ic,
+    return KeyXY(
+        num_variables=n_vars, num_public=n_pub, domain_size=n, matrices=mats,
+        alpha_g1=params.alpha_g1, beta_g1=params.beta_g1, beta_g2=params.beta_g2,
+        gamma_g2=curve.g2s_to_xy([curve.g2_generator()]),
+        delta_g1=curve.g1s_to_xy([curve.g1_mul(curve.g1_generator(), toxic.delta)]),
+        delta_g2=curve.g2s_to_xy([curve.g2_mul(curve.g2_generator(), toxic.delta)]),
+        ic=ic, a_query=a_query, b_g1_query=b_g1_query, b_g2_query=b_g2_query, c_query=c_query, h_query=h_query,
     )
-    return ProvingKey(
-        vk=vk,
-        beta_g1=params.beta_g1,
-        delta_g1=curve.g1_mul(curve.g1_generator(), toxic.delta),
-        num_variables=n_vars,
-        num_public=n_pub,
-        domain_size=n,
-        coeffs=coeffs,
-        a_query=a_query,
-        b_g1_query=b_g1_query,
-        b_g2_query=b_g2_query,
-        c_query=c_query,
-        h_query=h_query,
-    )
+
+
+def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
+    """Deterministic Groth16 keys for ``r1cs`` from the prepared parameters and ``toxic``
+    (:func:`setup_xy` on the parameters' bytes, the result as point objects)."""
+    n = r1cs.domain_size()
+    if n != params.domain_size:
+        raise CircuitTooLarge(f"parameters are for domain size {params.domain_size}, circuit needs {n}",
+                              details={"k": r1cs.k()})
+    key = setup_xy(r1cs, LagrangeXY.from_params(params), toxic)
+    return key.proving_key(qap.constraint_coeffs(r1cs))
 
 
 def generate_keys(r1cs: R1CS, params: LagrangeParams) -> ProvingKey:
@@ -199,4 +198,4 @@ def generate_keys(r1cs: R1CS, params: LagrangeParams) -> ProvingKey:
     return setup(r1cs, params, random_toxic_waste())
 
 
-__all__ = ["ToxicWaste", "random_toxic_waste", "setup", "generate_keys"]
+__all__ = ["ToxicWaste", "random_toxic_waste", "KeyXY", "setup_xy", "setup", "generate_keys"]

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from teeprover import curve
 from teeprover.curve import G1, G2
 
 
@@ -95,6 +96,32 @@ class LagrangeParams:
     h_g1: tuple[G1, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class LagrangeXY:
+    """:class:`LagrangeParams` as affine ``x || y`` byte arrays (standard form, 48-byte LE coordinates,
+    zeros for the identity: :func:`teeprover.curve.g1s_to_xy` / ``g2s_to_xy`` layout), what setup
+    computes on (a point object costs ~200 / 340 bytes, 96 / 192 here).
+
+    ``g1_sources`` holds the 3n G1 points setup indexes: ``beta_tau_g1`` (0 .. n-1), then
+    ``alpha_tau_g1`` (n .. 2n-1), then ``tau_g1`` (2n .. 3n-1)."""
+
+    domain_size: int
+    alpha_g1: bytes
+    beta_g1: bytes
+    beta_g2: bytes
+    g1_sources: bytes
+    tau_g2: bytes
+    h_g1: bytes
+
+    @classmethod
+    def from_params(cls, params: LagrangeParams) -> LagrangeXY:
+        return cls(domain_size=params.domain_size, alpha_g1=curve.g1s_to_xy([params.alpha_g1]),
+                   beta_g1=curve.g1s_to_xy([params.beta_g1]), beta_g2=curve.g2s_to_xy([params.beta_g2]),
+                   g1_sources=b"".join([curve.g1s_to_xy(params.beta_tau_g1), curve.g1s_to_xy(params.alpha_tau_g1),
+                                        curve.g1s_to_xy(params.tau_g1)]),
+                   tau_g2=curve.g2s_to_xy(params.tau_g2), h_g1=curve.g1s_to_xy(params.h_g1))
+
+
 @dataclass(frozen=True)
 class Proof:
     a: G1
@@ -102,4 +129,4 @@ class Proof:
     c: G1
 
 
-__all__ = ["Coeff", "VerifyingKey", "ProvingKey", "LagrangeParams", "Proof"]
+__all__ = ["Coeff", "VerifyingKey", "ProvingKey", "LagrangeParams", "LagrangeXY", "Proof"]

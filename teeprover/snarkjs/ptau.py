@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from teeprover import curve
 from teeprover.curve import R
-from teeprover.groth16.types import LagrangeParams
+from teeprover.groth16.types import LagrangeParams, LagrangeXY
 
 
 def _batch_inverse(xs: list[int]) -> list[int]:
@@ -121,12 +123,45 @@ class Ptau:
         # Setup reads alpha/beta (sections 4-6) as well as the Lagrange sections 12-15.
         return all(s in self.sections for s in (4, 5, 6, 12, 13, 14, 15))
 
-    def lagrange_params(self, n: int) -> LagrangeParams:
-        """Phase-2 inputs for a domain of size n (needs the prepared sections 12-15)."""
-        if n & (n - 1) or n > 1 << self.power:
+    def _check_domain(self, n: int) -> None:
+        if n < 1 or n & (n - 1) or n > 1 << self.power:
             raise MalformedEncoding(f"ptau of power {self.power} cannot serve a domain of size {n}")
         if not self.has_phase2:
             raise MalformedEncoding("ptau file is not prepared for phase 2 (no sections 12-15)")
+
+    def _xy(self, sec: int, start: int, count: int, size: int) -> bytes:
+        """Points ``start .. start + count - 1`` of section ``sec`` as standard-form affine bytes, converted
+        natively straight from the memory map."""
+        data = self.sections[sec]
+        if (start + count) * size > len(data):
+            raise MalformedEncoding(f"ptau section {sec} is too short")
+        return _lem_to_xy(data[start * size:(start + count) * size])
+
+    def lagrange_xy(self, n: int) -> LagrangeXY:
+        """:meth:`lagrange_params` as byte arrays (no point objects: what setup at k=22 needs to fit)."""
+        self._check_domain(n)
+        sec12 = self.sections[12]
+        if (4 * n - 1) * _G1S > len(sec12):
+            raise MalformedEncoding("ptau section 12 is too short")
+        # h: the odd points of section 12 at size 2n (which starts at point 2n - 1), picked as a strided
+        # view of the memory map, copied once and converted natively.
+        odd = np.frombuffer(sec12, np.uint8, count=2 * n * _G1S, offset=(2 * n - 1) * _G1S).reshape(n, 2 * _G1S)
+        h_g1 = _lem_to_xy(np.ascontiguousarray(odd[:, _G1S:]).reshape(-1).data)
+        del odd
+        return LagrangeXY(
+            domain_size=n,
+            alpha_g1=self._xy(4, 0, 1, _G1S),
+            beta_g1=self._xy(5, 0, 1, _G1S),
+            beta_g2=self._xy(6, 0, 1, _G2S),
+            g1_sources=b"".join([self._xy(15, n - 1, n, _G1S), self._xy(14, n - 1, n, _G1S),
+                                 self._xy(12, n - 1, n, _G1S)]),
+            tau_g2=self._xy(13, n - 1, n, _G2S),
+            h_g1=h_g1,
+        )
+
+    def lagrange_params(self, n: int) -> LagrangeParams:
+        """Phase-2 inputs for a domain of size n (needs the prepared sections 12-15)."""
+        self._check_domain(n)
         h_all = self._g1s(12, 2 * n - 1, 2 * n)
         return LagrangeParams(
             domain_size=n,

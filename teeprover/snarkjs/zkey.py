@@ -40,9 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from teeprover import curve
 from teeprover.curve import P, R
 from teeprover.errors import MalformedEncoding
+from teeprover.groth16.setup import KeyXY
 from teeprover.groth16.types import Coeff, ProvingKey, VerifyingKey
 from teeprover.snarkjs import _binfile
 
@@ -247,40 +250,89 @@ def _g2s_to_lem(pts: tuple[curve.G2, ...] | list[curve.G2]) -> bytes:
 
 
 _POINTS_PER_PIECE = 1 << 16  # sections are encoded and written in pieces: the file is never whole in memory
+_RR2 = _RR * _RR % R
+_Pieces = Callable[[], Iterator[bytes]]
+# section 4's records as a numpy structure (the layout of _COEF), for keys whose entries are arrays
+_COEF_DTYPE = np.dtype([("m", "<u4"), ("c", "<u4"), ("s", "<u4"), ("v", "u1", (_N8R,))])
+assert _COEF_DTYPE.itemsize == _COEF.size
 
 
-def _sections(pk: ProvingKey) -> list[tuple[int, int, Callable[[], Any]]]:
-    """``(section, size, pieces)`` in file order; ``pieces()`` yields the body's bytes in order."""
-    vk = pk.vk
+def _layout(n_vars: int, n_pub: int, n: int, header_xy: tuple[bytes, bytes, bytes], n_coeffs: int,
+            coeffs: _Pieces, queries: list[tuple[int, int, int, _Pieces]]) -> list[tuple[int, int, _Pieces]]:
+    """``(section, size, pieces)`` in file order; ``pieces()`` yields the body's bytes in order.
+    ``header_xy``: affine standard-form bytes of ``alpha1 || beta1``, ``beta2 || gamma2``,
+    ``delta1 || delta2`` (section 2's points, in its order); ``queries``: ``(section, points, point size,
+    pieces)`` for sections 3 and 5-9, in file order."""
+    g1_ab, g2_bg, d12 = header_xy
     s2 = (struct.pack("<I", _N8Q) + P.to_bytes(_N8Q, "little") + struct.pack("<I", _N8R) + R.to_bytes(_N8R, "little")
-          + struct.pack("<III", pk.num_variables, pk.num_public, pk.domain_size)
-          + _g1s_to_lem([vk.alpha_g1, pk.beta_g1]) + _g2s_to_lem([vk.beta_g2])
-          + _g2s_to_lem([vk.gamma_g2]) + _g1s_to_lem([pk.delta_g1]) + _g2s_to_lem([vk.delta_g2]))
-    rr2 = _RR * _RR % R
-
-    def coeffs() -> Any:
-        yield struct.pack("<I", len(pk.coeffs))
-        for i in range(0, len(pk.coeffs), _POINTS_PER_PIECE):
-            yield b"".join(_COEF.pack(c.matrix, c.constraint, c.signal, (c.value * rr2 % R).to_bytes(32, "little"))
-                           for c in pk.coeffs[i:i + _POINTS_PER_PIECE])
-
-    def points(pts: tuple[Any, ...], enc: Callable[[Any], bytes]) -> Callable[[], Any]:
-        return lambda: (enc(pts[i:i + _POINTS_PER_PIECE]) for i in range(0, len(pts), _POINTS_PER_PIECE))
-
+          + struct.pack("<III", n_vars, n_pub, n) + curve.to_montgomery(g1_ab) + curve.to_montgomery(g2_bg)
+          + curve.to_montgomery(d12))
     return [
         (1, 4, lambda: iter([struct.pack("<I", GROTH16_PROTOCOL_ID)])), (2, len(s2), lambda: iter([s2])),
-        (4, 4 + len(pk.coeffs) * _COEF.size, coeffs), (3, len(vk.ic) * _G1S, points(vk.ic, _g1s_to_lem)),
-        (5, len(pk.a_query) * _G1S, points(pk.a_query, _g1s_to_lem)),
-        (6, len(pk.b_g1_query) * _G1S, points(pk.b_g1_query, _g1s_to_lem)),
-        (7, len(pk.b_g2_query) * _G2S, points(pk.b_g2_query, _g2s_to_lem)),
-        (8, len(pk.c_query) * _G1S, points(pk.c_query, _g1s_to_lem)),
-        (9, len(pk.h_query) * _G1S, points(pk.h_query, _g1s_to_lem)),
+        (4, 4 + n_coeffs * _COEF.size, coeffs),
+        *[(sec, count * size, pieces) for sec, count, size, pieces in queries],
         (10, 68, lambda: iter([bytes(64) + struct.pack("<I", 0)])),
     ]
 
 
-def _write_sections(out: Callable[[bytes], Any], pk: ProvingKey) -> None:
-    sections = _sections(pk)
+def _sections(pk: ProvingKey) -> list[tuple[int, int, _Pieces]]:
+    """The layout of a key of point objects (each piece encoded when it is written)."""
+    vk = pk.vk
+
+    def coeffs() -> Iterator[bytes]:
+        yield struct.pack("<I", len(pk.coeffs))
+        for i in range(0, len(pk.coeffs), _POINTS_PER_PIECE):
+            yield b"".join(_COEF.pack(c.matrix, c.constraint, c.signal, (c.value * _RR2 % R).to_bytes(32, "little"))
+                           for c in pk.coeffs[i:i + _POINTS_PER_PIECE])
+
+    def points(sec: int, pts: tuple[Any, ...], g2: bool) -> tuple[int, int, int, _Pieces]:
+        enc = _g2s_to_lem if g2 else _g1s_to_lem
+        return (sec, len(pts), _G2S if g2 else _G1S,
+                lambda: (enc(pts[i:i + _POINTS_PER_PIECE]) for i in range(0, len(pts), _POINTS_PER_PIECE)))
+
+    header = (curve.g1s_to_xy([vk.alpha_g1, pk.beta_g1]), curve.g2s_to_xy([vk.beta_g2, vk.gamma_g2]),
+              curve.g1s_to_xy([pk.delta_g1]) + curve.g2s_to_xy([vk.delta_g2]))
+    return _layout(pk.num_variables, pk.num_public, pk.domain_size, header, len(pk.coeffs), coeffs,
+                   [points(3, vk.ic, False), points(5, pk.a_query, False), points(6, pk.b_g1_query, False),
+                    points(7, pk.b_g2_query, True), points(8, pk.c_query, False), points(9, pk.h_query, False)])
+
+
+def _sections_xy(key: KeyXY) -> list[tuple[int, int, _Pieces]]:
+    """The layout of a key of byte arrays: each piece of points goes to Montgomery form natively, the
+    coefficients are packed by numpy (no object a point or an entry)."""
+    ab = key.matrices.ab
+
+    def coeffs() -> Iterator[bytes]:
+        yield struct.pack("<I", len(ab))
+        one = np.frombuffer(_RR2.to_bytes(_N8R, "little"), np.uint8)
+        minus_one = np.frombuffer((R - _RR2).to_bytes(_N8R, "little"), np.uint8)
+        for i in range(0, len(ab), _POINTS_PER_PIECE):
+            j = min(i + _POINTS_PER_PIECE, len(ab))
+            rec = np.empty(j - i, _COEF_DTYPE)
+            rec["m"], rec["c"], rec["s"] = ab.matrix[i:j], ab.constraint[i:j], ab.signal[i:j]
+            unit, v = ab.unit[i:j], rec["v"]
+            v[unit == 1] = one
+            v[unit == -1] = minus_one
+            for k in np.flatnonzero(unit == 0).tolist():
+                v[k] = np.frombuffer((ab.coefficient(i + k) * _RR2 % R).to_bytes(_N8R, "little"), np.uint8)
+            yield rec.tobytes()
+
+    def points(sec: int, xy: bytes, g2: bool) -> tuple[int, int, int, _Pieces]:
+        size = _G2S if g2 else _G1S
+        view = memoryview(xy)
+        step = _POINTS_PER_PIECE * size
+        return (sec, len(xy) // size, size,
+                lambda: (curve.to_montgomery(view[i:i + step]) for i in range(0, len(view), step)))
+
+    if len(ab) and (int(ab.constraint.max()) >= key.domain_size or int(ab.signal.max()) >= key.num_variables):
+        raise ValueError("coefficient outside the key's domain or variables")
+    header = (key.alpha_g1 + key.beta_g1, key.beta_g2 + key.gamma_g2, key.delta_g1 + key.delta_g2)
+    return _layout(key.num_variables, key.num_public, key.domain_size, header, len(ab), coeffs,
+                   [points(3, key.ic, False), points(5, key.a_query, False), points(6, key.b_g1_query, False),
+                    points(7, key.b_g2_query, True), points(8, key.c_query, False), points(9, key.h_query, False)])
+
+
+def _write_sections(out: Callable[[bytes], Any], sections: list[tuple[int, int, _Pieces]]) -> None:
     out(struct.pack("<4sII", b"zkey", 1, len(sections)))
     for sec, size, pieces in sections:
         out(struct.pack("<IQ", sec, size))
@@ -298,16 +350,27 @@ def zkey_to_bytes(pk: ProvingKey) -> bytes:
     proving and exporting, but ``snarkjs zkey verify`` will (rightly) not vouch for it.
     """
     buf = bytearray()
-    _write_sections(buf.extend, pk)
+    _write_sections(buf.extend, _sections(pk))
     return bytes(buf)
+
+
+def _write_file(path: str | Path, sections: list[tuple[int, int, _Pieces]]) -> None:
+    tmp = Path(str(path) + ".tmp")
+    with open(tmp, "wb") as f:
+        _write_sections(f.write, sections)
+    tmp.replace(path)
 
 
 def write_zkey(path: str | Path, pk: ProvingKey) -> None:
     """:func:`zkey_to_bytes` straight to ``path``, a section piece at a time (a k=20 key is ~700 MB)."""
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "wb") as f:
-        _write_sections(f.write, pk)
-    tmp.replace(path)
+    _write_file(path, _sections(pk))
 
 
-__all__ = ["parse_zkey", "read_zkey", "ZkeyChunks", "zkey_to_bytes", "write_zkey", "GROTH16_PROTOCOL_ID"]
+def write_zkey_xy(path: str | Path, key: KeyXY) -> None:
+    """The same file from a key of byte arrays (:func:`teeprover.groth16.setup.setup_xy`), streamed a
+    piece at a time without a point object: how a k=22 key (~2.9 GB of points) is written."""
+    _write_file(path, _sections_xy(key))
+
+
+__all__ = ["parse_zkey", "read_zkey", "ZkeyChunks", "zkey_to_bytes", "write_zkey", "write_zkey_xy",
+           "GROTH16_PROTOCOL_ID"]
