@@ -93,10 +93,11 @@ def artifacts(k: int) -> tuple[Path, Path, Path]:
 
 def msm_floor(pk: ProvingKey, z: list[int]) -> float:
     """The five MSMs as the prover schedules them (h scalars precomputed)."""
-    prep = qap.prepare(pk.coeffs, pk.domain_size, pk._cache)
-    bases = prove._bases(pk, prep)
+    records = qap.prepare(pk.coeffs, pk._cache)
+    bases = prove._bases(pk)
     zs = curve.msm_scalars(z)
-    h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z))
+    h = curve.msm_scalars_from_bytes(qap.witness_map(*qap.evaluations(records, pk.domain_size,
+                                                                       curve.fr_vector_to_bytes(z))))
 
     def run() -> None:
         fs = prove._msm_sum(curve.msm_g2, prove._chunks(*bases.b2.scalars(zs, None), prove._WORKERS))

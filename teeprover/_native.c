@@ -24,6 +24,9 @@
  * sums: sums of +-points in G1 or G2 (setup's A, B and C queries), mixed additions, one inversion
  *   per batch.  See its section below.
  *
+ * fr_witness_map / fr_evaluations / fr_ntt: the prover's QAP witness map and A z, B z on 32-byte arrays
+ *   (Fr, four limbs), so that no vector of n Python objects is made.  See its section below.
+ *
  * blake2b_blocks: BLAKE2b-512 compression over whole 128-byte blocks from an exported state.  The
  *   .ptau contribution record stores a BLAKE2b mid-state (snarkjs's "partialHash"), which hashlib
  *   cannot export, and the Python compression runs at ~0.7 MB/s (hundreds of MB at power 20).
@@ -37,8 +40,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef unsigned __int128 u128;
 static const uint64_t P[6] = {
@@ -1027,6 +1032,669 @@ end:
     return out;
 }
 
+/* ---------------------------------------------------------------- Fr: the scalar field r, and the QAP witness map
+ *
+ * The prover's witness map (teeprover/groth16/qap.py) on 32-byte arrays instead of vectors of library
+ * scalar objects (~93 B each: four or five vectors of n of them made the streamed prover's memory grow
+ * with the domain; here it is a few n x 32-byte buffers), and A z, B z straight from a zkey's section 4.
+ * Neither binding has an FFT over byte arrays nor one in ffjavascript's root order (ark-algebra-py's
+ * Domain uses 7^t: its output had to be permuted), so the NTT is written here.
+ *
+ * Fr in Montgomery form on four 64-bit limbs, CIOS with the no-carry shortcut (r's top limb is below
+ * 2^63 - 1): the mulx/adcx/adox rows of fp_mul_adx where the CPU has them (19 ns a dependent product
+ * against 37 in C; the witness map at n = 2^20, ~6 x 10^7 products, took ~4.8 CPU-s with the C one),
+ * portable C otherwise.
+ *
+ * NTT: radix 2, roots w_n = 5^((r-1)/n) (ffjavascript's, teeprover/curve.py:root_of_unity), one
+ * twiddle table w^t (t < n/2).  The inverse is a decimation in frequency (natural order in, bit-reversed
+ * out), the forward one a decimation in time (bit-reversed in, natural out): a transform pair needs no
+ * permutation, and the coset shift between them multiplies coefficient k (at slot bitrev(k)) by
+ * w_2n^k / n, where w_2n^(2t) = w^t comes from the same table.
+ *
+ * fr_witness_map(a, b): a, b = A z, B z on the domain (n x 32 bytes, little endian, standard form,
+ *   constraint c at w^c) -> h with h_i = D(w_2n^(2i+1)), D = A B - C, C = A∘B on the domain: the three
+ *   transforms run on their own threads (two or more cores), GIL released.
+ * fr_evaluations(section4, witness, n): (A z, B z) from zkey section-4 records and the witness
+ *   (32-byte values), one thread per matrix.
+ * fr_ntt(data, inverse): the plain transform in natural order (curve.fft / ifft).
+ * fr_first_unreduced(data): index of the first 32-byte value >= r, or -1 (the .wtns check).
+ * Checked against Python integers (naive O(n^2) evaluation, the Python evaluation of section 4) in
+ * tests/unit/test_native_fr.py. */
+
+typedef struct { uint64_t l[4]; } fr;
+
+static const uint64_t FR_P[4] = {
+    0xffffffff00000001ULL, 0x53bda402fffe5bfeULL, 0x3339d80809a1d805ULL, 0x73eda753299d7d48ULL};
+static uint64_t FR_PINV; /* -r^-1 mod 2^64 */
+static fr FR_ONE;        /* 2^256 mod r */
+static fr FR_R2;         /* 2^512 mod r */
+#define FR_MAX_LOG 31    /* domain sizes up to 2^31 (2n must divide 2^32, r's two-adicity) */
+
+static int fr_geq_r(const uint64_t a[4]) {
+    for (int i = 3; i >= 0; i--) {
+        if (a[i] != FR_P[i]) return a[i] > FR_P[i];
+    }
+    return 1;
+}
+
+static inline void fr_reduce_once(fr *r, const uint64_t t[4]) { /* t < 2r */
+    uint64_t s[4], borrow = 0;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        u128 d = (u128)t[j] - FR_P[j] - borrow;
+        s[j] = (uint64_t)d;
+        borrow = (uint64_t)(d >> 64) & 1;
+    }
+    uint64_t keep = -borrow;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) r->l[j] = (t[j] & keep) | (s[j] & ~keep);
+}
+
+static inline void fr_add(fr *r, const fr *a, const fr *b) { /* a, b < r < 2^255: no carry out */
+    uint64_t t[4], carry = 0;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        u128 c = (u128)a->l[j] + b->l[j] + carry;
+        t[j] = (uint64_t)c;
+        carry = (uint64_t)(c >> 64);
+    }
+    fr_reduce_once(r, t);
+}
+
+static inline void fr_sub(fr *r, const fr *a, const fr *b) {
+    uint64_t t[4], borrow = 0;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        u128 d = (u128)a->l[j] - b->l[j] - borrow;
+        t[j] = (uint64_t)d;
+        borrow = (uint64_t)(d >> 64) & 1;
+    }
+    uint64_t mask = -borrow, carry = 0;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        u128 c = (u128)t[j] + (FR_P[j] & mask) + carry;
+        r->l[j] = (uint64_t)c;
+        carry = (uint64_t)(c >> 64);
+    }
+}
+
+/* a b / 2^256 mod r (a, b < r); r may alias a or b.  Portable C, for CPUs without ADX. */
+static inline void fr_mul_c(fr *r, const fr *a, const fr *b) {
+    uint64_t t[5];
+    const uint64_t *x = a->l;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        uint64_t bi = b->l[i], carry = 0;
+        u128 c;
+        if (i == 0) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                c = (u128)x[j] * bi + carry;
+                t[j] = (uint64_t)c;
+                carry = (uint64_t)(c >> 64);
+            }
+        } else {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                c = (u128)x[j] * bi + t[j] + carry;
+                t[j] = (uint64_t)c;
+                carry = (uint64_t)(c >> 64);
+            }
+        }
+        t[4] = carry;
+        uint64_t m = t[0] * FR_PINV;
+        c = (u128)m * FR_P[0] + t[0];
+        carry = (uint64_t)(c >> 64);
+#pragma GCC unroll 4
+        for (int j = 1; j < 4; j++) {
+            c = (u128)m * FR_P[j] + t[j] + carry;
+            t[j - 1] = (uint64_t)c;
+            carry = (uint64_t)(c >> 64);
+        }
+        t[3] = t[4] + carry;
+    }
+    fr_reduce_once(r, t);
+}
+
+#ifdef FP_HAVE_ADX_ASM
+/* The same product with mulx/adcx/adox, rows as FP_ROW above on four limbs (five words of t). */
+#define FR_ROW(T0, T1, T2, T3, T4, BOFF)                                                     \
+    "movq " BOFF "(%[b]), %%rdx\n\t"                                                     \
+    "xorl %%eax, %%eax\n\t"                                                              \
+    "mulxq 0(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t" \
+    "mulxq 8(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t" \
+    "mulxq 16(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t" \
+    "mulxq 24(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t" \
+    "movl $0, %%eax\n\t"                                                                 \
+    "adoxq %%rax, " T4 "\n\t"                                                            \
+    "movq %[pinv], %%rdx\n\t"                                                            \
+    "imulq " T0 ", %%rdx\n\t"                                                            \
+    "xorl %%eax, %%eax\n\t"                                                              \
+    "mulxq %[p0], %%rax, %%rbx\n\t" "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t"   \
+    "mulxq %[p1], %%rax, %%rbx\n\t" "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t"   \
+    "mulxq %[p2], %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t"   \
+    "mulxq %[p3], %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t"   \
+    "movl $0, %%eax\n\t"                                                                 \
+    "adoxq %%rax, " T4 "\n\t"
+
+static inline __attribute__((always_inline)) void fr_mul_adx(fr *r, const fr *a, const fr *b) {
+    __asm__ volatile(
+        "xorl %%r8d, %%r8d\n\t" "xorl %%r9d, %%r9d\n\t" "xorl %%r10d, %%r10d\n\t" "xorl %%r11d, %%r11d\n\t"
+        "xorl %%r12d, %%r12d\n\t"
+        FR_ROW("%%r8", "%%r9", "%%r10", "%%r11", "%%r12", "0")
+        FR_ROW("%%r9", "%%r10", "%%r11", "%%r12", "%%r8", "8")
+        FR_ROW("%%r10", "%%r11", "%%r12", "%%r8", "%%r9", "16")
+        FR_ROW("%%r11", "%%r12", "%%r8", "%%r9", "%%r10", "24")
+        /* t = (r12, r8, r9, r10) < 2r: subtract r into scratch, keep t if that borrowed */
+        "movq %%r12, %%rax\n\t" "subq %[p0], %%rax\n\t"
+        "movq %%r8, %%rbx\n\t" "sbbq %[p1], %%rbx\n\t"
+        "movq %%r9, %%rdx\n\t" "sbbq %[p2], %%rdx\n\t"
+        "movq %%r10, %%r11\n\t" "sbbq %[p3], %%r11\n\t"
+        "cmovcq %%r12, %%rax\n\t" "cmovcq %%r8, %%rbx\n\t" "cmovcq %%r9, %%rdx\n\t" "cmovcq %%r10, %%r11\n\t"
+        "movq %%rax, 0(%[r])\n\t" "movq %%rbx, 8(%[r])\n\t" "movq %%rdx, 16(%[r])\n\t" "movq %%r11, 24(%[r])\n\t"
+        :
+        : [a] "r"(a->l), [b] "r"(b->l), [r] "r"(r->l), [pinv] "m"(FR_PINV),
+          [p0] "m"(FR_P[0]), [p1] "m"(FR_P[1]), [p2] "m"(FR_P[2]), [p3] "m"(FR_P[3])
+        : "rax", "rbx", "rdx", "r8", "r9", "r10", "r11", "r12", "cc", "memory");
+}
+#endif
+
+static inline void fr_mul(fr *r, const fr *a, const fr *b) {
+#ifdef FP_HAVE_ADX_ASM
+    if (FP_ADX) { fr_mul_adx(r, a, b); return; }
+#endif
+    fr_mul_c(r, a, b);
+}
+
+/* a^e, e four limbs (Montgomery form in and out). */
+static void fr_pow(fr *r, const fr *a, const uint64_t e[4]) {
+    fr acc = FR_ONE;
+    for (int i = 3; i >= 0; i--) {
+        for (int b = 63; b >= 0; b--) {
+            fr_mul(&acc, &acc, &acc);
+            if ((e[i] >> b) & 1) fr_mul(&acc, &acc, a);
+        }
+    }
+    *r = acc;
+}
+
+static inline void fr_load(uint64_t t[4], const unsigned char *src) {
+    for (int j = 0; j < 4; j++) {
+        uint64_t v = 0;
+        for (int b = 7; b >= 0; b--) v = (v << 8) | src[8 * j + b];
+        t[j] = v;
+    }
+}
+
+static inline void fr_store(unsigned char *dst, const uint64_t t[4]) {
+    for (int j = 0; j < 4; j++) {
+        uint64_t v = t[j];
+        for (int b = 0; b < 8; b++) { dst[8 * j + b] = (unsigned char)v; v >>= 8; }
+    }
+}
+
+static inline void fr_to_std(fr *r, const fr *a) { /* Montgomery -> standard: times raw 1 */
+    fr one = {{1, 0, 0, 0}};
+    fr_mul(r, a, &one);
+}
+
+/* The primitive 2^k-th root of unity 5^((r-1) >> k), Montgomery form (k <= 32). */
+static void fr_root(fr *w, int k) {
+    uint64_t e[4];
+    memcpy(e, FR_P, 32);
+    e[0] -= 1; /* r - 1: r's low limb is odd */
+    for (int s = 0; s < k; s++) { /* e >>= 1, four limbs */
+        for (int j = 0; j < 3; j++) e[j] = (e[j] >> 1) | (e[j + 1] << 63);
+        e[3] >>= 1;
+    }
+    fr five = {{5, 0, 0, 0}};
+    fr_mul(&five, &five, &FR_R2);
+    fr_pow(w, &five, e);
+}
+
+static void fr_inv(fr *r, const fr *a) { /* a^(r-2), a != 0 */
+    uint64_t e[4];
+    memcpy(e, FR_P, 32);
+    e[0] -= 2;
+    fr_pow(r, a, e);
+}
+
+static void fr_init_constants(void) {
+    uint64_t inv = 1; /* Newton: inv = r0^-1 mod 2^64 (doubles the correct bits each step) */
+    for (int i = 0; i < 6; i++) inv *= 2 - FR_P[0] * inv;
+    FR_PINV = -inv;
+    fr x = {{1, 0, 0, 0}};
+    for (int i = 0; i < 512; i++) {
+        fr_add(&x, &x, &x);
+        if (i == 255) FR_ONE = x;
+    }
+    FR_R2 = x;
+}
+
+static inline size_t fr_bitrev(size_t i, int logn) {
+    size_t r = 0;
+    for (int b = 0; b < logn; b++) { r = (r << 1) | (i & 1); i >>= 1; }
+    return r;
+}
+
+/* tw[t] = w^t for t < max(1, n/2), w the primitive n-th root (Montgomery form). */
+static void fr_twiddles(fr *tw, size_t n, int logn) {
+    fr w;
+    fr_root(&w, logn);
+    tw[0] = FR_ONE;
+    for (size_t t = 1; t < n / 2; t++) fr_mul(&tw[t], &tw[t - 1], &w);
+}
+
+/* Forward transform: bit-reversed in, natural out (Cooley-Tukey, decimation in time). */
+static void fr_ntt_dit(fr *a, size_t n, const fr *tw) {
+    for (size_t m = 1; m < n; m <<= 1) {
+        size_t stride = n / (2 * m);
+        for (size_t k = 0; k < n; k += 2 * m) {
+            for (size_t j = 0; j < m; j++) {
+                fr t, u = a[k + j];
+                fr_mul(&t, &tw[j * stride], &a[k + j + m]);
+                fr_add(&a[k + j], &u, &t);
+                fr_sub(&a[k + j + m], &u, &t);
+            }
+        }
+    }
+}
+
+/* Inverse transform without the 1/n: natural in, bit-reversed out (Gentleman-Sande, decimation in
+ * frequency).  Twiddle w^-t = w^(n-t) = -w^(n/2-t) for 0 < t < n/2: (u - v) w^-t = (v - u) w^(n/2-t). */
+static void fr_intt_dif(fr *a, size_t n, const fr *tw) {
+    for (size_t m = n >> 1; m >= 1; m >>= 1) {
+        size_t stride = n / (2 * m);
+        for (size_t k = 0; k < n; k += 2 * m) {
+            fr u = a[k], v = a[k + m];
+            fr_add(&a[k], &u, &v);
+            fr_sub(&a[k + m], &u, &v);
+            for (size_t j = 1; j < m; j++) {
+                fr d;
+                u = a[k + j];
+                v = a[k + j + m];
+                fr_add(&a[k + j], &u, &v);
+                fr_sub(&d, &v, &u);
+                fr_mul(&a[k + j + m], &d, &tw[n / 2 - j * stride]);
+            }
+        }
+    }
+}
+
+static void fr_bitrev_permute(fr *a, size_t n, int logn) {
+    for (size_t i = 0; i < n; i++) {
+        size_t j = fr_bitrev(i, logn);
+        if (i < j) { fr t = a[i]; a[i] = a[j]; a[j] = t; }
+    }
+}
+
+/* Runs fn(arg + i * size) for i < count, on count - 1 new threads and this one (all on this one if a
+ * thread cannot be started).  Called with the GIL released; fn touches no Python object. */
+static void fr_run_parallel(void *(*fn)(void *), void *args, size_t size, int count) {
+    pthread_t th[8];
+    int started[8] = {0};
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int threads = cores > 1;
+    for (int i = 0; i < count - 1; i++) {
+        if (threads && i < 8 && pthread_create(&th[i], NULL, fn, (char *)args + i * size) == 0) started[i] = 1;
+        else fn((char *)args + i * size);
+    }
+    fn((char *)args + (count - 1) * size);
+    for (int i = 0; i < count - 1 && i < 8; i++) {
+        if (started[i]) pthread_join(th[i], NULL);
+    }
+}
+
+typedef struct {
+    fr *v;
+    size_t n;
+    int logn;
+    const fr *tw;
+    fr scale_even, scale_odd; /* 1/n and w_2n/n */
+} fr_coset_job;
+
+/* Values on the domain -> values on the odd coset w_2n * domain, in place, natural order. */
+static void *fr_coset_run(void *arg) {
+    fr_coset_job *j = arg;
+    fr *v = j->v;
+    fr_intt_dif(v, j->n, j->tw);
+    for (size_t p = 0; p < j->n; p++) { /* slot p holds coefficient k = bitrev(p): times w_2n^k / n */
+        size_t k = fr_bitrev(p, j->logn);
+        fr_mul(&v[p], &v[p], &j->tw[k >> 1]);
+        fr_mul(&v[p], &v[p], (k & 1) ? &j->scale_odd : &j->scale_even);
+    }
+    fr_ntt_dit(v, j->n, j->tw);
+    return NULL;
+}
+
+/* Loads n 32-byte standard-form values into Montgomery form; returns the first index >= r, or -1. */
+static Py_ssize_t fr_load_all(fr *dst, const unsigned char *src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t[4];
+        fr_load(t, src + 32 * i);
+        if (fr_geq_r(t)) return (Py_ssize_t)i;
+        memcpy(dst[i].l, t, 32);
+        fr_mul(&dst[i], &dst[i], &FR_R2);
+    }
+    return -1;
+}
+
+static int fr_log2(Py_ssize_t n) { /* log2 of a power of two n <= 2^FR_MAX_LOG, else -1 */
+    if (n < 1 || (n & (n - 1))) return -1;
+    int k = 0;
+    while (((Py_ssize_t)1 << k) < n) k++;
+    return k <= FR_MAX_LOG ? k : -1;
+}
+
+/* fr_witness_map(a, b) -> bytes: see the section comment. */
+static PyObject *fr_witness_map(PyObject *self, PyObject *args) {
+    Py_buffer a, b;
+    if (!PyArg_ParseTuple(args, "y*y*", &a, &b)) return NULL;
+    PyObject *out = NULL;
+    fr *va = NULL, *vb = NULL, *tw = NULL;
+    int logn = a.len % 32 ? -1 : fr_log2(a.len / 32);
+    if (a.len != b.len || logn < 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "fr_witness_map: A z and B z are n x 32 bytes each, n a power of two <= 2^31");
+        goto done;
+    }
+    size_t n = (size_t)1 << logn;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(32 * n));
+    va = PyMem_RawMalloc(sizeof(fr) * n);
+    vb = PyMem_RawMalloc(sizeof(fr) * n);
+    tw = PyMem_RawMalloc(sizeof(fr) * (n > 1 ? n / 2 : 1));
+    if (out == NULL || va == NULL || vb == NULL || tw == NULL) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    fr *vc = (fr *)dst; /* C works in the output's own storage (bytes objects are 8-aligned) */
+    Py_ssize_t bad_a, bad_b = -1;
+    Py_BEGIN_ALLOW_THREADS
+    bad_a = fr_load_all(va, a.buf, n);
+    if (bad_a < 0) bad_b = fr_load_all(vb, b.buf, n);
+    if (bad_a < 0 && bad_b < 0) {
+        for (size_t i = 0; i < n; i++) fr_mul(&vc[i], &va[i], &vb[i]);
+        fr_twiddles(tw, n, logn);
+        fr_coset_job jobs[3];
+        fr n_m = {{n, 0, 0, 0}}, g;
+        fr_mul(&n_m, &n_m, &FR_R2);
+        fr_inv(&jobs[0].scale_even, &n_m);
+        fr_root(&g, logn + 1);
+        fr_mul(&jobs[0].scale_odd, &g, &jobs[0].scale_even);
+        fr *vs[3] = {va, vb, vc};
+        for (int i = 0; i < 3; i++) {
+            jobs[i].v = vs[i];
+            jobs[i].n = n;
+            jobs[i].logn = logn;
+            jobs[i].tw = tw;
+            jobs[i].scale_even = jobs[0].scale_even;
+            jobs[i].scale_odd = jobs[0].scale_odd;
+        }
+        fr_run_parallel(fr_coset_run, jobs, sizeof jobs[0], 3);
+        for (size_t i = 0; i < n; i++) { /* h = A' B' - C', written over C' slot by slot */
+            fr t;
+            fr_mul(&t, &va[i], &vb[i]);
+            fr_sub(&t, &t, &vc[i]);
+            fr_to_std(&t, &t);
+            fr_store(dst + 32 * i, t.l);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad_a >= 0 || bad_b >= 0) {
+        Py_CLEAR(out);
+        PyErr_Format(PyExc_ValueError, "fr_witness_map: value %zd of %s is not reduced modulo r",
+                     bad_a >= 0 ? bad_a : bad_b, bad_a >= 0 ? "A z" : "B z");
+    }
+done:
+    PyMem_RawFree(va);
+    PyMem_RawFree(vb);
+    PyMem_RawFree(tw);
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+/* fr_ntt(data, inverse) -> bytes: [p(w^i)] from coefficients (natural order both ways), or back. */
+static PyObject *fr_ntt(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    int inverse;
+    if (!PyArg_ParseTuple(args, "y*p", &data, &inverse)) return NULL;
+    PyObject *out = NULL;
+    fr *v = NULL, *tw = NULL;
+    int logn = data.len % 32 ? -1 : fr_log2(data.len / 32);
+    if (logn < 0) {
+        PyErr_SetString(PyExc_ValueError, "fr_ntt: n x 32 bytes, n a power of two <= 2^31");
+        goto done;
+    }
+    size_t n = (size_t)1 << logn;
+    v = PyMem_RawMalloc(sizeof(fr) * n);
+    tw = PyMem_RawMalloc(sizeof(fr) * (n > 1 ? n / 2 : 1));
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(32 * n));
+    if (out == NULL || v == NULL || tw == NULL) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t bad;
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    bad = fr_load_all(v, data.buf, n);
+    if (bad < 0) {
+        fr_twiddles(tw, n, logn);
+        if (inverse) {
+            fr n_m = {{n, 0, 0, 0}}, n_inv;
+            fr_mul(&n_m, &n_m, &FR_R2);
+            fr_inv(&n_inv, &n_m);
+            fr_intt_dif(v, n, tw);
+            fr_bitrev_permute(v, n, logn);
+            for (size_t i = 0; i < n; i++) fr_mul(&v[i], &v[i], &n_inv);
+        } else {
+            fr_bitrev_permute(v, n, logn);
+            fr_ntt_dit(v, n, tw);
+        }
+        for (size_t i = 0; i < n; i++) {
+            fr t;
+            fr_to_std(&t, &v[i]);
+            fr_store(dst + 32 * i, t.l);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (bad >= 0) {
+        Py_CLEAR(out);
+        PyErr_Format(PyExc_ValueError, "fr_ntt: value %zd is not reduced modulo r", bad);
+    }
+done:
+    PyMem_RawFree(v);
+    PyMem_RawFree(tw);
+    PyBuffer_Release(&data);
+    return out;
+}
+
+/* fr_first_unreduced(data) -> int: the index of the first 32-byte LE value >= r, -1 if none. */
+static PyObject *fr_first_unreduced(PyObject *self, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (view.len % 32) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "fr_first_unreduced: length is not a multiple of 32 bytes");
+        return NULL;
+    }
+    Py_ssize_t bad = -1, count = view.len / 32;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint64_t t[4];
+        fr_load(t, (const unsigned char *)view.buf + 32 * i);
+        if (fr_geq_r(t)) { bad = i; break; }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(bad);
+}
+
+/* fr_mul_check(a, b, adx) -> bytes: the Montgomery products a_i b_i / 2^256 mod r of 32-byte LE elements
+ * (each < r) with the chosen multiplication (adx: the assembler one, ValueError where the CPU lacks it),
+ * so the tests can check both against Python integers (as fp_mul_check). */
+static PyObject *fr_mul_check(PyObject *self, PyObject *args) {
+    Py_buffer a, b;
+    int adx;
+    if (!PyArg_ParseTuple(args, "y*y*p", &a, &b, &adx)) return NULL;
+    PyObject *out = NULL;
+#ifndef FP_HAVE_ADX_ASM
+    int have_adx = 0;
+#else
+    int have_adx = FP_ADX;
+#endif
+    if (a.len != b.len || a.len % 32) {
+        PyErr_SetString(PyExc_ValueError, "fr_mul_check: two equal runs of 32-byte elements");
+        goto done;
+    }
+    if (adx && !have_adx) {
+        PyErr_SetString(PyExc_ValueError, "fr_mul_check: this CPU has no BMI2/ADX");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, a.len);
+    if (out == NULL) goto done;
+    for (Py_ssize_t i = 0; i < a.len / 32; i++) {
+        fr x, y, r;
+        fr_load(x.l, (const unsigned char *)a.buf + 32 * i);
+        fr_load(y.l, (const unsigned char *)b.buf + 32 * i);
+        if (fr_geq_r(x.l) || fr_geq_r(y.l)) {
+            Py_CLEAR(out);
+            PyErr_SetString(PyExc_ValueError, "fr_mul_check: element >= r");
+            goto done;
+        }
+#ifdef FP_HAVE_ADX_ASM
+        if (adx) fr_mul_adx(&r, &x, &y);
+        else fr_mul_c(&r, &x, &y);
+#else
+        fr_mul_c(&r, &x, &y);
+#endif
+        fr_store((unsigned char *)PyBytes_AS_STRING(out) + 32 * i, r.l);
+    }
+done:
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return out;
+}
+
+enum { FR_REC_OK, FR_REC_MATRIX, FR_REC_CONSTRAINT, FR_REC_SIGNAL, FR_REC_VALUE };
+#define FR_REC_SIZE 44 /* u32 matrix, u32 constraint, u32 signal, 32-byte value */
+
+typedef struct {
+    const unsigned char *recs;
+    size_t count, n, nv;
+    const unsigned char *witness; /* nv x 32 bytes, standard form, each < r (checked first) */
+    uint32_t matrix;
+    fr *acc;
+    size_t bad; /* first failing record, with why (FR_REC_*) */
+    int why;
+} fr_eval_job;
+
+static inline uint32_t fr_u32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* acc[c] += v z_s over this job's matrix.  The stored value is v 2^512 mod r and z_s is in standard
+ * form, so the Montgomery product v 2^512 z_s / 2^256 is v z_s in Montgomery form: no conversion. */
+static void *fr_eval_run(void *arg) {
+    fr_eval_job *j = arg;
+    j->why = FR_REC_OK;
+    for (size_t i = 0; i < j->count; i++) {
+        const unsigned char *rec = j->recs + FR_REC_SIZE * i;
+        uint32_t m = fr_u32(rec), c = fr_u32(rec + 4), s = fr_u32(rec + 8);
+        if (m > 1) { j->bad = i; j->why = FR_REC_MATRIX; return NULL; }
+        if (m != j->matrix) continue;
+        if (c >= j->n) { j->bad = i; j->why = FR_REC_CONSTRAINT; return NULL; }
+        if (s >= j->nv) { j->bad = i; j->why = FR_REC_SIGNAL; return NULL; }
+        fr v, z, t;
+        fr_load(v.l, rec + 12);
+        if (fr_geq_r(v.l)) { j->bad = i; j->why = FR_REC_VALUE; return NULL; }
+        fr_load(z.l, j->witness + 32 * (size_t)s);
+        fr_mul(&t, &v, &z);
+        fr_add(&j->acc[c], &j->acc[c], &t);
+    }
+    for (size_t c = 0; c < j->n; c++) {
+        fr t;
+        fr_to_std(&t, &j->acc[c]);
+        fr_store((unsigned char *)&j->acc[c], t.l);
+    }
+    return NULL;
+}
+
+/* fr_evaluations(section4, witness, n) -> (A z, B z): see the section comment. */
+static PyObject *fr_evaluations(PyObject *self, PyObject *args) {
+    Py_buffer sec, wit;
+    Py_ssize_t n_arg;
+    if (!PyArg_ParseTuple(args, "y*y*n", &sec, &wit, &n_arg)) return NULL;
+    PyObject *outa = NULL, *outb = NULL, *result = NULL;
+    if (fr_log2(n_arg) < 0) {
+        PyErr_SetString(PyExc_ValueError, "fr_evaluations: n must be a power of two <= 2^31");
+        goto done;
+    }
+    size_t count = sec.len >= 4 ? fr_u32(sec.buf) : 0;
+    if (sec.len < 4 || (size_t)sec.len != 4 + FR_REC_SIZE * count) {
+        PyErr_SetString(PyExc_ValueError, "fr_evaluations: section 4 does not hold its coefficient count");
+        goto done;
+    }
+    if (wit.len % 32) {
+        PyErr_SetString(PyExc_ValueError, "fr_evaluations: the witness is not a run of 32-byte values");
+        goto done;
+    }
+    size_t n = (size_t)n_arg;
+    outa = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(32 * n));
+    outb = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(32 * n));
+    if (outa == NULL || outb == NULL) goto done;
+    fr_eval_job jobs[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i].recs = (const unsigned char *)sec.buf + 4;
+        jobs[i].count = count;
+        jobs[i].n = n;
+        jobs[i].nv = (size_t)wit.len / 32;
+        jobs[i].witness = wit.buf;
+        jobs[i].matrix = (uint32_t)i;
+        jobs[i].acc = (fr *)PyBytes_AS_STRING(i ? outb : outa);
+    }
+    Py_ssize_t bad_z = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (size_t i = 0; i < jobs[0].nv; i++) {
+        uint64_t t[4];
+        fr_load(t, (const unsigned char *)wit.buf + 32 * i);
+        if (fr_geq_r(t)) { bad_z = (Py_ssize_t)i; break; }
+    }
+    if (bad_z < 0) {
+        memset(jobs[0].acc, 0, 32 * n);
+        memset(jobs[1].acc, 0, 32 * n);
+        fr_run_parallel(fr_eval_run, jobs, sizeof jobs[0], 2);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad_z >= 0) {
+        PyErr_Format(PyExc_ValueError, "fr_evaluations: witness value %zd is not reduced modulo r", bad_z);
+        goto done;
+    }
+    fr_eval_job *failed = NULL; /* the first failing record of either job */
+    for (int i = 0; i < 2; i++) {
+        if (jobs[i].why != FR_REC_OK && (failed == NULL || jobs[i].bad < failed->bad)) failed = &jobs[i];
+    }
+    if (failed != NULL) {
+        const unsigned char *rec = failed->recs + FR_REC_SIZE * failed->bad;
+        static const char *what[] = {"", "a matrix other than A and B", "a constraint outside the domain",
+                                     "a signal outside the witness", "a value not reduced modulo r"};
+        PyErr_Format(PyExc_ValueError,
+                     "fr_evaluations: coefficient %zu (matrix %u, constraint %u, signal %u) has %s",
+                     failed->bad, fr_u32(rec), fr_u32(rec + 4), fr_u32(rec + 8), what[failed->why]);
+        goto done;
+    }
+    result = PyTuple_Pack(2, outa, outb);
+done:
+    Py_XDECREF(outa);
+    Py_XDECREF(outb);
+    PyBuffer_Release(&sec);
+    PyBuffer_Release(&wit);
+    return result;
+}
+
 static void init_constants(void) {
 #ifdef FP_HAVE_ADX_ASM
     __builtin_cpu_init();
@@ -1042,6 +1710,7 @@ static void init_constants(void) {
     fp_mul(&FP_BETA, &FP_BETA, &FP_R2);
     FP2_ONE.c0 = FP_ONE;
     memset(&FP2_ONE.c1, 0, sizeof FP2_ONE.c1);
+    fr_init_constants();
 }
 
 static PyObject *from_montgomery(PyObject *self, PyObject *arg) {
@@ -1084,6 +1753,16 @@ static PyMethodDef methods[] = {
      "fp_mul_check(a, b, adx) -> bytes: Montgomery products of 48-byte elements, one implementation (tests)."},
     {"comb_mul", comb_mul, METH_VARARGS,
      "comb_mul(group, table, window, scalars, montgomery) -> bytes: affine multiples of a fixed base."},
+    {"fr_witness_map", fr_witness_map, METH_VARARGS,
+     "fr_witness_map(a, b) -> bytes: h_i = D(w_2n^(2i+1)) from A z, B z on the domain (see the C source)."},
+    {"fr_evaluations", fr_evaluations, METH_VARARGS,
+     "fr_evaluations(section4, witness, n) -> (bytes, bytes): A z and B z from zkey section-4 records."},
+    {"fr_ntt", fr_ntt, METH_VARARGS,
+     "fr_ntt(data, inverse) -> bytes: the radix-2 transform over Fr at ffjavascript's roots, natural order."},
+    {"fr_mul_check", fr_mul_check, METH_VARARGS,
+     "fr_mul_check(a, b, adx) -> bytes: Montgomery products of 32-byte elements, one implementation (tests)."},
+    {"fr_first_unreduced", fr_first_unreduced, METH_O,
+     "fr_first_unreduced(data) -> int: index of the first 32-byte LE value >= r, or -1."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};

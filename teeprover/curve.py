@@ -8,9 +8,9 @@ for what only it does well (measurements in ``docs/adr-0001-curve-library.md``):
   stores affine ``x || y`` coordinates in ~1 us per point (no square root), which
   is what makes a 2^16 proving key load in a fraction of a second; its MSM runs on
   one core and releases the GIL, so the prover runs several MSMs at once.
-* **Field elements for FFTs** (``Scalar``) and **pairings** (``GT``) are
-  ``ark-algebra-py`` objects: native radix-2 FFTs (``Domain``/``Polynomial``).
-  Scalars cross into either library as 32 little-endian bytes (``Scalar(int)``
+* **Field elements** (``Scalar``) and **pairings** (``GT``) are ``ark-algebra-py``
+  objects (the prover's FFTs are not: they run on 32-byte vectors in our own C,
+  see :func:`witness_map`).  Scalars cross into either library as 32 little-endian bytes (``Scalar(int)``
   overflows above 2^63 in both).  MSM scalars are opaque values from
   :func:`msm_scalars` / :func:`msm_scalars_from_fr`; :func:`msm_g1` also takes
   ``Scalar`` lists and converts them.
@@ -25,10 +25,10 @@ Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
   ``x || y``, each coordinate 48 bytes little endian in standard (not Montgomery)
   form, G2 coordinates ``c0 || c1``; the identity is all zeros.  Decoding always
   checks the curve equation (native, ~1 us); the subgroup check is optional.
-* The n-th root of unity used by :func:`fft`/:func:`ifft` is ffjavascript's:
-  ``w_n = 5^((R-1)/n)`` (5 is the smallest quadratic non-residue of Fr).
-  arkworks uses ``7^t``; the two domains hold the same points in a different
-  order, so we permute in and out of the native FFT (index ``i -> i*j mod n``).
+* The n-th root of unity used by :func:`fft`/:func:`ifft` and the witness map is
+  ffjavascript's: ``w_n = 5^((R-1)/n)`` (5 is the smallest quadratic non-residue of
+  Fr).  arkworks uses ``7^t`` (the same points in another order), so the NTTs are
+  our own (``teeprover/_native.c``), on 32-byte vectors (:func:`witness_map`).
 """
 
 from __future__ import annotations
@@ -623,39 +623,12 @@ def root_of_unity(n: int) -> int:
     return pow(FR_NQR, _T << (TWO_ADICITY - k), R)
 
 
-def _dlog_pow2(target: int, base: int, k: int) -> int:
-    """j with base^j == target, both of order dividing 2^k (Pohlig-Hellman, bit by bit)."""
-    j = 0
-    for bit in range(k):
-        # (target * base^-j)^(2^(k-1-bit)) is 1 or -1
-        t = target * pow(base, (R - 1 - j) % (R - 1), R) % R
-        if pow(t, 1 << (k - 1 - bit), R) != 1:
-            j |= 1 << bit
-    assert pow(base, j, R) == target
-    return j
-
-
-class _Domain:
-    """Native FFT domain of size n, with the permutations to/from ffjavascript's order."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.native = _ark.Domain(n)
-        w_native = fr_int(self.native.element(1)) if n > 1 else 1
-        w = root_of_unity(n)
-        j = _dlog_pow2(w, w_native, n.bit_length() - 1) if n > 1 else 0
-        jinv = pow(j, -1, n) if n > 1 else 0
-        # snarkjs index i is the point w^i = w_native^(i*j)
-        self.to_snarkjs = [(i * j) % n for i in range(n)]  # out[i] = native[i*j]
-        self.to_native = [(m * jinv) % n for m in range(n)]  # native[m] = snark[m*jinv]
-
-
-@lru_cache(maxsize=32)
-def _domain(n: int) -> _Domain:
-    return _Domain(n)
-
-
-_ZERO = Scalar.zero()
+def fft(coeffs: Sequence[Scalar], n: int) -> list[Scalar]:
+    """Evaluations ``[p(w^i) for i < n]`` of the polynomial with ``coeffs`` (len <= n), ffjavascript's w."""
+    if len(coeffs) > n:
+        raise ValueError("fft: more coefficients than the domain size")
+    data = b"".join([bytes(c.to_le_bytes()) for c in coeffs]) + bytes(FR_BYTES * (n - len(coeffs)))
+    return _scalars(_native.fr_ntt(data, False))
 
 
 def ifft(evals: Sequence[Scalar], n: int | None = None) -> list[Scalar]:
@@ -663,64 +636,79 @@ def ifft(evals: Sequence[Scalar], n: int | None = None) -> list[Scalar]:
     n = n or len(evals)
     if len(evals) != n:
         raise ValueError("ifft: wrong number of evaluations")
-    d = _domain(n)
-    native_order = [evals[m] for m in d.to_native]
-    coeffs = d.native.interpolate(native_order).coefficients()
-    if len(coeffs) < n:
-        coeffs = coeffs + [_ZERO] * (n - len(coeffs))
-    return coeffs
+    return _scalars(_native.fr_ntt(b"".join([bytes(e.to_le_bytes()) for e in evals]), True))
 
 
-def fft(coeffs: Sequence[Scalar], n: int) -> list[Scalar]:
-    """Evaluations ``[p(w^i) for i < n]`` of the polynomial with ``coeffs`` (len <= n)."""
-    if len(coeffs) > n:
-        raise ValueError("fft: more coefficients than the domain size")
-    d = _domain(n)
-    poly = _ark.Polynomial(list(coeffs))
-    if not poly.coefficients():
-        return [_ZERO] * n
-    out = poly.evaluate_over_domain(d.native)
-    return [out[i] for i in d.to_snarkjs]
+def _scalars(data: bytes) -> list[Scalar]:
+    fb = Scalar.from_le_bytes
+    return [fb(data[i:i + FR_BYTES]) for i in range(0, len(data), FR_BYTES)]
 
 
-def native_order(n: int) -> tuple[list[int], list[int]]:
-    """``(to_snarkjs, to_native)`` for domain size n: snarkjs point ``w^i`` is native slot
-    ``to_snarkjs[i]``, native slot ``m`` is snarkjs point ``to_native[m]``.  With
-    :func:`ifft_native`/:func:`fft_native` a caller that lays its data out in native order
-    once (per key) never permutes on the hot path."""
-    d = _domain(n)
-    return d.to_snarkjs, d.to_native
+# ---------------------------------------------------------------------------
+# Vectors of Fr as bytes: n values of 32 bytes, little endian, standard form (the .wtns layout).  What
+# the prover holds instead of lists of ints or scalar objects (~60-90 B each against 32 here); the
+# witness map and the key's A z, B z are computed on them natively (teeprover/_native.c, Fr section).
 
 
-def ifft_native(evals: list[Scalar], n: int) -> list[Scalar]:
-    """Coefficients from evaluations in native order (may be shorter than n: trailing zeros dropped)."""
-    return _domain(n).native.interpolate(evals).coefficients()
+def fr_vector_to_bytes(xs: Sequence[int]) -> bytes:
+    """Ints (reduced mod R here) -> one buffer of 32-byte values."""
+    return b"".join([(x % R).to_bytes(FR_BYTES, "little") for x in xs])
 
 
-def fft_native(coeffs: list[Scalar], n: int) -> list[Scalar]:
-    """Evaluations in native order of the polynomial with ``coeffs`` (len <= n)."""
-    if not coeffs:
-        return [_ZERO] * n
-    return _ark.Polynomial(coeffs).evaluate_over_domain(_domain(n).native)
+def fr_vector_from_bytes(data: bytes | bytearray | memoryview) -> list[int]:
+    frm = int.from_bytes
+    mv = memoryview(data)
+    return [frm(mv[i:i + FR_BYTES], "little") for i in range(0, len(mv), FR_BYTES)]
 
 
-def powers(base: int, count: int) -> list[Scalar]:
-    """[base^0, ..., base^(count-1)] as library scalars (native multiplications: no Python ints to convert)."""
-    if count <= 0:
-        return []
-    b = fr(base)
-    acc = Scalar.one()
-    out = [acc]
-    add = out.append
-    for _ in range(count - 1):
-        acc = acc * b
-        add(acc)
-    return out
+def fr_check_vector(data: bytes | bytearray | memoryview, what: str) -> None:
+    """MalformedEncoding unless ``data`` is whole 32-byte values, each below R (checked natively)."""
+    if len(data) % FR_BYTES:
+        raise MalformedEncoding(f"{what}: {len(data)} bytes is not a run of {FR_BYTES}-byte values")
+    bad = _native.fr_first_unreduced(data)
+    if bad >= 0:
+        raise MalformedEncoding(f"{what}: value {bad} is not reduced modulo r")
 
 
-def scale(coeffs: Sequence[Scalar], pows: Sequence[Scalar]) -> list[Scalar]:
-    """coeffs[i] * pows[i]: moves ``p(x)`` to ``p(g x)`` when ``pows`` are powers of g."""
-    return [c * p for c, p in zip(coeffs, pows, strict=False)]
+def msm_scalars_from_bytes(data: bytes | bytearray | memoryview, indices: Sequence[int] | None = None
+                           ) -> list[MsmScalar]:
+    """MSM scalars of the 32-byte values of ``data`` (reduced: see :func:`fr_check_vector`), all of them
+    or those at ``indices``."""
+    fb = MsmScalar.from_le_bytes
+    raw = data if isinstance(data, bytes) else bytes(data)
+    if indices is None:
+        return [fb(raw[i:i + FR_BYTES]) for i in range(0, len(raw), FR_BYTES)]
+    return [fb(raw[FR_BYTES * i:FR_BYTES * i + FR_BYTES]) for i in indices]
+
+
+def fr_evaluations(records: bytes | bytearray | memoryview, witness: bytes | bytearray | memoryview,
+                   n: int) -> tuple[bytes, bytes]:
+    """``(A z, B z)`` on a domain of ``n`` points (value c at ``w^c``) as 32-byte vectors, from A/B
+    coefficients in a zkey's section-4 layout (``u32 count``, then ``u32 matrix, u32 constraint,
+    u32 signal, 32-byte value * 2^512 mod r`` records) and the witness ``z`` (32-byte values).
+
+    Native, GIL released.  MalformedEncoding for a matrix other than A/B, a constraint >= n, a signal
+    outside the witness, a value or witness entry not reduced, or records that do not fill the buffer.
+    """
+    try:
+        return _native.fr_evaluations(records, witness, n)
+    except ValueError as exc:
+        raise MalformedEncoding(str(exc).removeprefix("fr_evaluations: ")) from None
+
+
+def witness_map(a: bytes | bytearray | memoryview, b: bytes | bytearray | memoryview) -> bytes:
+    """``[D(w_2n^(2i+1)) for i < n]`` with ``D = A B - C``, from ``A z`` and ``B z`` on the domain (32-byte
+    vectors, ``C = A z * B z`` there): see :mod:`teeprover.groth16.qap`.  Native radix-2 NTTs at
+    ffjavascript's roots on a few n x 32-byte buffers, the three transforms on their own threads, GIL
+    released.  MalformedEncoding for a value not reduced; ValueError unless ``n`` is a power of two."""
+    if len(a) != len(b) or len(a) % FR_BYTES:
+        raise ValueError("witness_map: A z and B z must be equal runs of 32-byte values")
+    try:
+        return _native.fr_witness_map(a, b)
+    except ValueError as exc:
+        if "not reduced" in str(exc):
+            raise MalformedEncoding(str(exc).removeprefix("fr_witness_map: ")) from None
+        raise
 
 
 _check_constants()
@@ -739,5 +727,6 @@ __all__ = [
     "GLV_BETA", "BLS_Z",
     "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
     "g2_mul_many_xy", "FixedBase", "to_montgomery", "pairing", "pairing_check",
-    "root_of_unity", "ifft", "fft", "ifft_native", "fft_native", "native_order", "powers", "scale",
+    "root_of_unity", "ifft", "fft", "fr_vector_to_bytes", "fr_vector_from_bytes", "fr_check_vector",
+    "msm_scalars_from_bytes", "fr_evaluations", "witness_map",
 ]

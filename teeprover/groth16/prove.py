@@ -10,14 +10,16 @@ draws ``r, s`` from the OS RNG (secrets) and calls it, like arkworks'
 
 Where the time goes: the five MSMs are the floor.  The native MSM runs on one
 core and releases the GIL, so the MSMs run on a small thread pool (one thread a
-core); the four that need only the witness start before the witness map (FFTs)
-is computed on the calling thread, and the H MSM is split so the threads finish
-together.  Per-key data (MSM base lists without the identity points, the H
-points in the FFT's native order) is built once and cached on the key.
+core); the four that need only the witness start before the witness map (native
+NTTs on 32-byte vectors, :func:`teeprover.curve.witness_map`) is computed on the
+calling thread, and the H MSM is split so the threads finish together.  Per-key
+data (MSM base lists without the identity points, the coefficients as section-4
+records) is built once and cached on the key.
 
 :func:`prove_streamed` is the same proof over a key read a chunk of points at a
-time (a ``.zkey`` file): memory bounded by the witness, the FFT vectors and a few
-chunks, whatever the size of the key.
+time (a ``.zkey`` file): what it holds is the witness and a few vectors of n
+32-byte values (``A z``, ``B z``, ``h``, the NTT buffers) and a few chunks of
+points, whatever the size of the key; MSM scalars are made a chunk at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property
 from threading import Lock
@@ -93,9 +95,8 @@ class _Bases:
     """Everything the prover needs from a key besides the QAP data, in the form the MSM takes (each built on
     first use: a prover whose witness-only MSMs were started early (:class:`EarlyMsms`) only needs ``h``)."""
 
-    def __init__(self, pk: ProvingKey, prep: qap._Prepared) -> None:
+    def __init__(self, pk: ProvingKey) -> None:
         self._pk = pk
-        self._prep = prep
 
     @cached_property
     def a(self) -> _Query:
@@ -115,14 +116,13 @@ class _Bases:
 
     @cached_property
     def h(self) -> list[Any]:
-        h = self._pk.h_query
-        return [h[i] for i in self._prep.h_order]  # native FFT order (see qap.witness_map_native)
+        return list(self._pk.h_query)
 
 
-def _bases(pk: ProvingKey, prep: qap._Prepared) -> _Bases:
+def _bases(pk: ProvingKey) -> _Bases:
     cached = pk._cache.get("bases")
     if not isinstance(cached, _Bases):
-        cached = _Bases(pk, prep)
+        cached = _Bases(pk)
         pk._cache["bases"] = cached
     return cached
 
@@ -167,8 +167,8 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
     if not (0 <= r < R and 0 <= s < R):
         raise InvalidInput("r and s must be field elements")
 
-    prep = qap.prepare(pk.coeffs, pk.domain_size, pk._cache)
-    bases = _bases(pk, prep)
+    records = qap.prepare(pk.coeffs, pk._cache)
+    bases = _bases(pk)
     zs = curve.msm_scalars(z)
     nonzero = [x != 0 for x in z] if 0 in z else None
 
@@ -180,7 +180,9 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
     b1_f = _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
     c_f = _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
     try:
-        h = curve.msm_scalars_from_fr(qap.witness_map_native(prep, z))
+        a_z, b_z = qap.evaluations(records, pk.domain_size, curve.fr_vector_to_bytes(z))
+        h = curve.msm_scalars_from_bytes(qap.witness_map(a_z, b_z))
+        del a_z, b_z
         h_f = _msm_sum(curve.msm_g1, _chunks(bases.h, h, _WORKERS))
     except BaseException:
         for f in (*b2_f, *a_f, *b1_f, *c_f):
@@ -219,25 +221,28 @@ class KeyChunks(Protocol):
 
     def chunks(self, name: str, points: int) -> Iterator[tuple[int, tuple[Any, ...], list[int]]]: ...
 
+    def coefficients(self) -> bytes | memoryview: ...
+
 
 CHUNK_POINTS = 1 << 18  # ~25 MB of G1 coordinates: MSMs this size lose a few % to one MSM over all points
 
 
 class _Feeder:
     """Decodes chunks and hands their MSMs to the pool, at most ``slots`` chunks alive at once (decoded,
-    queued or running): a chunk's points are dropped as soon as its MSM is done."""
+    queued or running): a chunk's points and scalars are dropped as soon as its MSM is done."""
 
     def __init__(self, slots: int) -> None:
         self._slots = threading.BoundedSemaphore(slots)
         self.futures: dict[str, list[Future[Any]]] = {}
         self.stop = threading.Event()
 
-    def feed(self, key: KeyChunks, name: str, scalars: Sequence[Any], nonzero: list[bool] | None,
-             chunk_points: int) -> None:
-        """MSMs of query ``name`` against ``scalars`` (``scalars[i]`` for point i of the query)."""
+    def feed(self, key: KeyChunks, name: str, scalars: bytes, offset: int, chunk_points: int) -> None:
+        """MSMs of query ``name`` against 32-byte ``scalars`` (value ``offset + i`` for point i of the
+        query), made into MSM scalars a chunk at a time; zero scalars and identity points left out."""
         msm = curve.msm_g2 if name == "b2" else curve.msm_g1
         out = self.futures.setdefault(name, [])
         it = key.chunks(name, chunk_points)
+        fr = curve.FR_BYTES
         while not self.stop.is_set():
             self._slots.acquire()  # before decoding: bounds the decoded chunks too
             try:
@@ -248,11 +253,12 @@ class _Feeder:
             except BaseException:
                 self._slots.release()
                 raise
-            drop = set(ids)
-            keep = [i for i in range(len(pts)) if i not in drop and (nonzero is None or nonzero[start + i])]
-            p = [pts[i] for i in keep] if len(keep) != len(pts) else list(pts)
-            sc = [scalars[start + i] for i in keep]
-            del pts
+            raw = scalars[fr * (offset + start):fr * (offset + start + len(pts))]
+            drop = set(ids).union(curve.zero_chunks(raw, fr))
+            keep = [i for i in range(len(pts)) if i not in drop] if drop else range(len(pts))
+            p = [pts[i] for i in keep] if drop else list(pts)
+            sc = curve.msm_scalars_from_bytes(raw, keep)
+            del pts, raw
             f = _executor().submit(msm, p, sc)
             del p, sc
             f.add_done_callback(lambda _f: self._slots.release())
@@ -265,56 +271,65 @@ class _Feeder:
                 f.cancel()
 
 
-def prove_streamed(key: KeyChunks, witness: Sequence[int], r: int, s: int,
-                   evaluations: Callable[[list[int]], tuple[list[int], list[int]]], *,
-                   chunk_points: int = CHUNK_POINTS) -> Proof:
-    """:func:`prove` over a key read a chunk at a time: what it holds at once is the witness, the FFT
-    vectors and a few chunks of points (``_WORKERS + 1``), not the key.
+def _witness_bytes(witness: bytes | Sequence[int], nv: int) -> bytes:
+    """The witness as one buffer of ``nv`` 32-byte values, each reduced, the first one 1."""
+    if isinstance(witness, bytes):
+        if len(witness) != nv * curve.FR_BYTES:
+            raise InvalidInput(f"witness has {len(witness) / curve.FR_BYTES:g} values, the key expects {nv}")
+        curve.fr_check_vector(witness, "witness")  # MalformedEncoding
+        data = witness
+    else:
+        if len(witness) != nv:
+            raise InvalidInput(f"witness has {len(witness)} values, the key expects {nv}")
+        data = curve.fr_vector_to_bytes(witness)
+    if data[:curve.FR_BYTES] != _ONE:
+        raise CircuitError("witness[0] must be 1")
+    return data
 
-    ``evaluations(z)``: ``A z`` and ``B z`` on the domain in native order (from the key's coefficients,
-    ``qap.evaluations_native``'s contract).  The four witness-only MSMs are fed from a second thread
-    while this one computes the witness map; then the H chunks.  The results are the same as
+
+_ONE = (1).to_bytes(32, "little")
+
+
+def prove_streamed(key: KeyChunks, witness: bytes | Sequence[int], r: int, s: int, *,
+                   chunk_points: int = CHUNK_POINTS) -> Proof:
+    """:func:`prove` over a key read a chunk at a time: what it holds at once is the witness, a few
+    vectors of n 32-byte values and a few chunks of points (``_WORKERS + 1``), not the key.
+
+    ``witness``: 32-byte little-endian values (a ``.wtns`` body: :func:`teeprover.snarkjs.wtns.read_wtns_bytes`;
+    each must be reduced) or ints.  ``A z`` and ``B z`` come from the key's own coefficients
+    (``key.coefficients()``, section-4 records).  The four witness-only MSMs are fed from a second
+    thread while this one computes the witness map; then the H chunks.  The results are the same as
     :func:`prove`'s for the same key, witness, ``r`` and ``s``.
     """
     n, nv, n_pub = key.domain_size, key.num_variables, key.num_public
-    if len(witness) != nv:
-        raise InvalidInput(f"witness has {len(witness)} values, the key expects {nv}")
-    z = _witness(witness)
+    z = _witness_bytes(witness, nv)
     if not (0 <= r < R and 0 <= s < R):
         raise InvalidInput("r and s must be field elements")
     expect = {"a": nv, "b1": nv, "b2": nv, "c": nv - n_pub - 1, "h": n}
     for name, length in expect.items():
         if key.query_length(name) != length:
             raise InvalidInput(f"query {name} has {key.query_length(name)} points, expected {length}")
-    zs = curve.msm_scalars(z)
-    nonzero = [x != 0 for x in z] if 0 in z else None
     feeder = _Feeder(_WORKERS + 1)
     failure: list[BaseException] = []
 
     def witness_only() -> None:
         try:
             for name in ("b2", "a", "b1"):
-                feeder.feed(key, name, zs, nonzero, chunk_points)
-            off = n_pub + 1
-            feeder.feed(key, "c", zs[off:], nonzero[off:] if nonzero is not None else None, chunk_points)
+                feeder.feed(key, name, z, 0, chunk_points)
+            feeder.feed(key, "c", z, n_pub + 1, chunk_points)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             failure.append(exc)
 
     thread = threading.Thread(target=witness_only, name="msm-feeder", daemon=True)
     thread.start()
     try:
-        prep = qap._Prepared.without_matrices(n)
-        native = qap.witness_map_native(prep, z, evaluations(z))
-        h_fr: list[Any] = [None] * n
-        for m, i in enumerate(prep.h_order):  # native slot m pairs with H point i (file order)
-            h_fr[i] = native[m]
-        del native, prep
-        h = curve.msm_scalars_from_fr(h_fr)
-        del h_fr
+        a_z, b_z = qap.evaluations(key.coefficients(), n, z)
+        h = qap.witness_map(a_z, b_z)
+        del a_z, b_z
         thread.join()
         if failure:
             raise failure[0]
-        feeder.feed(key, "h", h, None, chunk_points)
+        feeder.feed(key, "h", h, 0, chunk_points)
         del h
         g1_zero, g2_zero = curve.g1_identity(), curve.g2_identity()
         got = feeder.futures
@@ -334,18 +349,17 @@ def prove_streamed(key: KeyChunks, witness: Sequence[int], r: int, s: int,
     return Proof(a=pi_a, b=pi_b, c=pi_c)
 
 
-def create_random_proof_streamed(key: KeyChunks, witness: Sequence[int],
-                                 evaluations: Callable[[list[int]], tuple[list[int], list[int]]], *,
+def create_random_proof_streamed(key: KeyChunks, witness: bytes | Sequence[int], *,
                                  chunk_points: int = CHUNK_POINTS) -> Proof:
     """:func:`prove_streamed` with fresh ``r, s`` from the OS RNG (never stored)."""
-    return prove_streamed(key, witness, secrets.randbelow(R), secrets.randbelow(R), evaluations,
-                          chunk_points=chunk_points)
+    return prove_streamed(key, witness, secrets.randbelow(R), secrets.randbelow(R), chunk_points=chunk_points)
 
 
 # Resident bytes of one decoded object (measured with VmRSS on CPython 3.11 and the pinned bindings: a
-# G1/G2 point object ~194/330 B, an FFT scalar ~85 B, an MSM scalar ~77 B, a field-sized int ~56 B), plus
-# the list slot (8 B) that holds it.
-_G1_OBJ, _G2_OBJ, _FR_OBJ, _MSM_SCALAR_OBJ, _INT_OBJ, _SLOT = 200, 340, 93, 85, 64, 8
+# G1/G2 point object ~194/330 B, an MSM scalar ~77 B, a field-sized int ~56 B), plus the list slot (8 B)
+# that holds it.
+_G1_OBJ, _G2_OBJ, _MSM_SCALAR_OBJ, _INT_OBJ, _SLOT = 200, 340, 85, 64, 8
+_FR = 32  # a field element in a byte vector (the witness, A z, B z, h, the NTT buffers)
 _AFFINE_G1, _AFFINE_G2 = 104, 200  # a point as the MSM copies it into Rust (affine + flag, padded)
 
 
@@ -355,19 +369,18 @@ def key_memory(pk: ProvingKey) -> int:
     nv, n = pk.num_variables, pk.domain_size
     g1 = len(pk.a_query) + len(pk.b_g1_query) + len(pk.c_query) + len(pk.h_query) + len(pk.vk.ic)
     g2 = len(pk.b_g2_query)
-    coeffs = len(pk.coeffs) * 120  # a Coeff tuple with its int, and its prepared (slot, signal) entry
+    coeffs = len(pk.coeffs) * (76 + 44)  # a Coeff tuple with its int, and its section-4 record (qap.prepare)
     bases = (4 * nv + n) * _SLOT  # the MSM base lists refer to the same point objects
-    domain = n * (_FR_OBJ + _INT_OBJ)  # the odd-coset shift and the H order
-    return g1 * _G1_OBJ + g2 * _G2_OBJ + coeffs + bases + domain
+    return g1 * _G1_OBJ + g2 * _G2_OBJ + coeffs + bases
 
 
 def proof_memory(num_variables: int, domain_size: int) -> int:
-    """Bytes one proof adds on top of its decoded key: the witness and its MSM scalars, the witness map's
-    FFT vectors (at most four of n scalars at once, plus the two evaluation vectors), and the copies
-    the five concurrent MSMs make of their points and scalars."""
+    """Bytes one proof adds on top of its decoded key: the witness (ints, bytes) and its MSM scalars, the
+    witness map's byte vectors (``A z``, ``B z``, two NTT buffers and ``h``, half a vector of twiddles;
+    then h's MSM scalars), and the copies the five concurrent MSMs make of their points and scalars."""
     nv, n = num_variables, domain_size
-    witness = nv * (_INT_OBJ + _MSM_SCALAR_OBJ + 2 * _SLOT)
-    fft = n * (2 * _INT_OBJ + 4 * _FR_OBJ + _MSM_SCALAR_OBJ)
+    witness = nv * (_INT_OBJ + _MSM_SCALAR_OBJ + 2 * _SLOT + _FR)
+    fft = n * max(5 * _FR + _FR // 2, _FR + _MSM_SCALAR_OBJ + _SLOT)
     msm = (3 * nv + n) * (_AFFINE_G1 + 32) + nv * (_AFFINE_G2 + 32)
     return witness + fft + msm
 

@@ -13,12 +13,12 @@ checks them.
 
 from __future__ import annotations
 
-import struct
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 
-from teeprover.curve import R, native_order
+from teeprover import curve
+from teeprover.curve import R
 from teeprover.errors import InvalidInput, ProofVerificationFailed
 from teeprover.groth16 import qap
 from teeprover.groth16.prove import create_random_proof, create_random_proof_streamed
@@ -27,7 +27,7 @@ from teeprover.groth16.verify import verify
 from teeprover.r1cs import R1CS
 from teeprover.snarkjs import export
 from teeprover.snarkjs.r1cs import read_r1cs, read_r1cs_header
-from teeprover.snarkjs.wtns import read_wtns
+from teeprover.snarkjs.wtns import read_wtns, read_wtns_bytes
 from teeprover.snarkjs.zkey import ZkeyChunks, read_zkey
 
 
@@ -90,71 +90,44 @@ class _NotFast(Exception):
     """The fast path does not vouch for these files: use the reference path."""
 
 
-_RR2_INV = pow(2, -512, R)  # zkey section 4 stores v * 2^512 mod r ("Montgomery twice")
-_COEF = struct.Struct("<III32s")  # a .zkey section-4 record: matrix, constraint, signal, value
+_ONE = (1).to_bytes(curve.FR_BYTES, "little")
 
 
 def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proof, list[int], VerifyingKey]:
     """The proof :func:`_prove_reference` would return, with less work and more overlap.
 
     Like ``snarkjs groth16 prove`` (which reads no ``.r1cs`` at all) it proves what the key encodes:
-    ``A z`` and ``B z`` come from the key's own A/B coefficients (section 4, one pass over fixed-size
-    records, :func:`_key_evaluations`), and of the ``.r1cs`` only the header is read (its sizes must be
-    the key's).  It does not check the witness against every constraint, nor the key's matrices against
-    the ``.r1cs``: the proof is verified instead, and a witness that fails a constraint of the key's
-    circuit cannot give a verifying proof (Groth16 soundness).  On any failure (a malformed file, a
-    proof that does not verify, sizes that differ) it raises, and :func:`prove_snarkjs_files` runs the
-    reference path, which does every check and names the error.
+    ``A z`` and ``B z`` come from the key's own A/B coefficients (section 4, one native pass over
+    fixed-size records, :func:`teeprover.groth16.qap.evaluations`), and of the ``.r1cs`` only the
+    header is read (its sizes must be the key's).  It does not check the witness against every
+    constraint, nor the key's matrices against the ``.r1cs``: the proof is verified instead, and a
+    witness that fails a constraint of the key's circuit cannot give a verifying proof (Groth16
+    soundness).  On any failure (a malformed file, a proof that does not verify, sizes that differ) it
+    raises, and :func:`prove_snarkjs_files` runs the reference path, which does every check and names
+    the error.
 
     The key is streamed (:func:`~teeprover.groth16.prove.prove_streamed` over
     :class:`~teeprover.snarkjs.zkey.ZkeyChunks`): each query is read, decoded and multiplied a chunk of
     points at a time, at most a few chunks alive at once, so memory does not grow with the key beyond
-    the witness and the FFT vectors.  The four witness-only MSMs (B2 first) are fed from a second
-    thread while this one computes the witness map; then H.
+    the witness (its 32-byte values as the ``.wtns`` holds them: :func:`read_wtns_bytes`) and a few
+    vectors of n 32-byte values.  The four witness-only MSMs (B2 first) are fed from a second thread
+    while this one computes the witness map; then H.
     """
-    witness = read_wtns(wtns_path)
-    if not witness or witness[0] != 1:
+    witness = read_wtns_bytes(wtns_path)
+    if witness[:curve.FR_BYTES] != _ONE:
         raise _NotFast("witness[0] != 1")
     hdr = read_r1cs_header(r1cs_path)
-    if len(witness) != hdr.num_variables:
+    if len(witness) != hdr.num_variables * curve.FR_BYTES:
         raise _NotFast("witness length")
     key = ZkeyChunks(zkey_path)
     if (key.num_variables, key.num_public, key.domain_size) != (hdr.num_variables, hdr.num_public, hdr.domain_size()):
         raise _NotFast("sizes")
-    proof = create_random_proof_streamed(
-        key, witness, lambda z: _key_evaluations(key.coefficients(), key.domain_size, z))
-    public = witness[1:1 + key.num_public]
+    proof = create_random_proof_streamed(key, witness)
+    public = curve.fr_vector_from_bytes(witness[curve.FR_BYTES:curve.FR_BYTES * (1 + key.num_public)])
+    del witness
     if not verify(key.vk, public, proof):
         raise _NotFast("the proof does not verify")
     return proof, public, key.vk
-
-
-def _key_evaluations(sec4: bytes | memoryview, n: int, z: list[int]) -> tuple[list[int], list[int]]:
-    """``A z`` and ``B z`` on the domain in native order (not reduced), from a zkey's section 4.
-
-    Section 4 is ``u32 count`` then ``count`` records ``(u32 matrix, u32 constraint, u32 signal,
-    32-byte value * 2^512 mod r)``; the zkey reader checked its size.  Raises on a matrix other than
-    A/B, a constraint outside the domain or a signal outside the witness (IndexError), or a value
-    that is not reduced.
-    """
-    pos = native_order(n)[0]  # snarkjs point w^c sits at native slot pos[c]
-    eva, evb = [0] * n, [0] * n
-    conv: dict[bytes, int] = {}  # circuits use a few distinct coefficients: convert each once
-    get = conv.get
-    for m, c, s, vb in _COEF.iter_unpack(memoryview(sec4)[4:]):
-        v = get(vb)
-        if v is None:
-            stored = int.from_bytes(vb, "little")
-            if stored >= R:
-                raise _NotFast("coefficient not reduced")
-            v = conv[vb] = stored * _RR2_INV % R
-        if m == 0:
-            eva[pos[c]] += z[s] if v == 1 else v * z[s]
-        elif m == 1:
-            evb[pos[c]] += z[s] if v == 1 else v * z[s]
-        else:
-            raise _NotFast("section 4 names a matrix other than A and B")
-    return eva, evb
 
 
 def write_snarkjs_outputs(directory: str | Path, proof: Proof, public: list[int], vk: VerifyingKey) -> None:

@@ -3,6 +3,9 @@
 Sections (``snarkjs/src/wtns_utils.js``): 1 header ``n8 u32 || prime[n8] || nWitness
 u32``; 2 ``nWitness`` values of ``n8`` bytes, little-endian standard form.  The
 prime must be BLS12-381's ``r`` and every value reduced; otherwise MalformedEncoding.
+
+:func:`read_wtns_bytes` keeps the values as the file has them (one buffer of 32-byte values, checked
+natively): what the streamed prover takes, ~32 B a value against ~64 B for an int and its list slot.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import struct
 from collections.abc import Sequence
 from pathlib import Path
 
+from teeprover import curve
 from teeprover.errors import MalformedEncoding
 from teeprover.r1cs import R
 from teeprover.snarkjs import _binfile
@@ -29,7 +33,16 @@ def read_wtns(path: str | Path) -> list[int]:
     return _decode(_binfile.read_path(path, "wtns", versions=(1, 2), what=_WHAT))
 
 
+def read_wtns_bytes(path: str | Path) -> bytes:
+    """The witness of a ``.wtns`` file as its 32-byte little-endian values (each checked < r), not ints."""
+    return _values(_binfile.read_path(path, "wtns", versions=(1, 2), what=_WHAT))
+
+
 def _decode(bf: _binfile.BinFile) -> list[int]:
+    return curve.fr_vector_from_bytes(_values(bf))
+
+
+def _values(bf: _binfile.BinFile) -> bytes:
     hd = _binfile.Reader(bf.section(1, what=_WHAT), f"{_WHAT} header")
     n8 = hd.u32()
     if n8 != _FR_BYTES:
@@ -43,12 +56,9 @@ def _decode(bf: _binfile.BinFile) -> list[int]:
     body = bf.section(2, what=_WHAT)
     if len(body) != n * _FR_BYTES:
         raise MalformedEncoding(f"{_WHAT}: section 2 has {len(body)} bytes, expected {n * _FR_BYTES}")
-    frm = int.from_bytes
     raw = body.tobytes()
-    out = [frm(raw[i:i + _FR_BYTES], "little") for i in range(0, len(raw), _FR_BYTES)]
-    if any(x >= R for x in out):
-        raise MalformedEncoding(f"{_WHAT}: a value is not reduced modulo r")
-    return out
+    curve.fr_check_vector(raw, f"{_WHAT}: section 2")  # MalformedEncoding naming the first value >= r
+    return raw
 
 
 def wtns_to_bytes(witness: Sequence[int]) -> bytes:
@@ -57,4 +67,4 @@ def wtns_to_bytes(witness: Sequence[int]) -> bytes:
     return _binfile.build("wtns", 2, [(1, header), (2, body)])
 
 
-__all__ = ["parse_wtns", "read_wtns", "wtns_to_bytes", "MAX_WITNESS"]
+__all__ = ["parse_wtns", "read_wtns", "read_wtns_bytes", "wtns_to_bytes", "MAX_WITNESS"]

@@ -11,7 +11,7 @@ import pytest
 
 from teeprover import curve
 from teeprover.curve import R
-from teeprover.errors import InvalidInput, MalformedEncoding
+from teeprover.errors import CircuitError, InvalidInput, MalformedEncoding
 from teeprover.groth16 import encoding, prove, setup, verify
 from teeprover.groth16.types import Proof
 from teeprover.snarkjs import export
@@ -306,7 +306,7 @@ def test_key_cache_is_bounded_in_bytes(small, tiny) -> None:
 
 def test_proof_memory_is_linear_in_the_domain() -> None:
     assert prove.proof_memory(1 << 20, 1 << 20) == 2 * prove.proof_memory(1 << 19, 1 << 19)
-    assert prove.proof_memory(1 << 20, 1 << 20) > 4 * (1 << 20) * 85  # at least the four FFT vectors
+    assert prove.proof_memory(1 << 20, 1 << 20) > 5 * (1 << 20) * 32  # at least the witness map's five vectors
 
 
 @pytest.mark.parametrize("chunk_points", [64, 1 << 18])
@@ -315,7 +315,6 @@ def test_streamed_proof_equals_the_in_memory_proof(small, tmp_path: Path, monkey
     holds more than ``_WORKERS + 1`` chunks at once (decoded and not yet multiplied)."""
     import threading
 
-    from teeprover.groth16 import qap
     from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
 
     r1cs, z, pk = small
@@ -323,7 +322,6 @@ def test_streamed_proof_equals_the_in_memory_proof(small, tmp_path: Path, monkey
     path = tmp_path / "k.zkey"
     write_zkey(path, pk)
     key = ZkeyChunks(path)
-    prep = qap.prepare(pk.coeffs, pk.domain_size)
     alive = {"now": 0, "max": 0, "chunks": 0}
     lock = threading.Lock()
     chunks = key.chunks
@@ -348,8 +346,7 @@ def test_streamed_proof_equals_the_in_memory_proof(small, tmp_path: Path, monkey
     key.chunks = tracked  # type: ignore[method-assign]
     monkeypatch.setattr(curve, "msm_g1", done_with(curve.msm_g1))
     monkeypatch.setattr(curve, "msm_g2", done_with(curve.msm_g2))
-    got = prove.prove_streamed(key, z, 1234, 5678, lambda zz: qap.evaluations_native(prep, zz),
-                               chunk_points=chunk_points)
+    got = prove.prove_streamed(key, curve.fr_vector_to_bytes(z), 1234, 5678, chunk_points=chunk_points)
     assert alive["now"] == 0  # every chunk was multiplied
     assert got == expected
     assert verify.verify(pk.vk, public(z, pk), got)
@@ -358,13 +355,23 @@ def test_streamed_proof_equals_the_in_memory_proof(small, tmp_path: Path, monkey
         assert alive["max"] <= prove._WORKERS + 1
 
 
-def test_streamed_proof_rejects_a_witness_of_the_wrong_length(small, tmp_path: Path) -> None:
+def test_streamed_proof_rejects_a_bad_witness(small, tmp_path: Path) -> None:
+    """Wrong length (ints or bytes), a 32-byte value not reduced, witness[0] != 1: refused before any MSM."""
     from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
 
     r1cs, z, pk = small
     write_zkey(tmp_path / "k.zkey", pk)
+    key = ZkeyChunks(tmp_path / "k.zkey")
     with pytest.raises(InvalidInput):
-        prove.prove_streamed(ZkeyChunks(tmp_path / "k.zkey"), z[:-1], 1, 2, lambda zz: ([], []))
+        prove.prove_streamed(key, z[:-1], 1, 2)
+    with pytest.raises(InvalidInput, match="witness has 999 values"):
+        prove.prove_streamed(key, curve.fr_vector_to_bytes(z[:999]), 1, 2)
+    unreduced = curve.fr_vector_to_bytes(z[:7]) + R.to_bytes(32, "little") + curve.fr_vector_to_bytes(z[8:])
+    with pytest.raises(MalformedEncoding, match="witness: value 7 is not reduced"):
+        prove.prove_streamed(key, unreduced, 1, 2)
+    with pytest.raises(CircuitError, match="witness\\[0\\] must be 1"):
+        prove.prove_streamed(key, curve.fr_vector_to_bytes([2, *z[1:]]), 1, 2)
+    assert prove.prove_streamed(key, curve.fr_vector_to_bytes(z), 1, 2) == prove.prove(pk, z, 1, 2)
 
 
 @pytest.mark.parametrize(("where", "query"), [(0.5, "B2"), (0.97, "H")])
@@ -374,7 +381,6 @@ def test_streamed_proof_of_a_key_with_a_corrupt_point_fails_cleanly(small, tmp_p
     the feeder thread (B2) or the caller's (H), as MalformedEncoding naming the query, and no MSM is left running."""
     import threading
 
-    from teeprover.groth16 import qap
     from teeprover.snarkjs.zkey import ZkeyChunks, write_zkey
 
     _, z, pk = small
@@ -383,9 +389,8 @@ def test_streamed_proof_of_a_key_with_a_corrupt_point_fails_cleanly(small, tmp_p
     data = bytearray(path.read_bytes())
     data[int(len(data) * where)] ^= 0xFF
     path.write_bytes(data)
-    prep = qap.prepare(pk.coeffs, pk.domain_size)
     with pytest.raises(MalformedEncoding, match=f"zkey: {query}: .* not on the curve or not in the subgroup"):
-        prove.prove_streamed(ZkeyChunks(path), z, 1, 2, lambda zz: qap.evaluations_native(prep, zz), chunk_points=64)
+        prove.prove_streamed(ZkeyChunks(path), z, 1, 2, chunk_points=64)
     assert not [t for t in threading.enumerate() if t.name == "msm-feeder"]
 
 
