@@ -48,22 +48,35 @@ def random_toxic_waste() -> ToxicWaste:
 _CHUNK = 1 << 16  # points decoded into objects at a time for an MSM
 
 
+_HALF = R // 2
+
+
 def _msm_xy(group: int, points: bytes, index: npt.NDArray[np.int64], coeffs: list[int]) -> bytes:
     """``sum(point[index[j]] * coeffs[j])`` as affine bytes: the points are decoded into objects and
-    summed by MSMs a chunk at a time (IC[0] sums every constraint's constant: n points)."""
+    summed by MSMs a chunk at a time (IC[0] sums every constraint's constant: n points).
+
+    A coefficient above r/2 is taken as minus a small one (``v = -(r - v)``): circuits' constants are
+    mostly small or small negative numbers, and the library's MSM is ~7x faster on 20-bit scalars than
+    on 255-bit ones (1M points: ~2 s instead of ~14 s)."""
     size = curve.G1_XY_BYTES if group == 1 else curve.G2_XY_BYTES
     rows = np.frombuffer(points, np.uint8).reshape(-1, size)
-    if group == 1:
-        acc: Any = curve.g1_identity()
-        for i in range(0, len(index), _CHUNK):
-            pts = curve.g1s_from_xy(rows[index[i:i + _CHUNK]].tobytes(), check_subgroup=False)
-            acc = acc + curve.msm_g1(list(pts), curve.msm_scalars(coeffs[i:i + _CHUNK]))
-        return curve.g1s_to_xy([acc])
-    acc = curve.g2_identity()
-    for i in range(0, len(index), _CHUNK):
-        pts2 = curve.g2s_from_xy(rows[index[i:i + _CHUNK]].tobytes(), check_subgroup=False)
-        acc = acc + curve.msm_g2(list(pts2), curve.msm_scalars(coeffs[i:i + _CHUNK]))
-    return curve.g2s_to_xy([acc])
+    decode = curve.g1s_from_xy if group == 1 else curve.g2s_from_xy
+    msm: Callable[[list[Any], list[Any]], Any] = curve.msm_g1 if group == 1 else curve.msm_g2
+    negative = np.fromiter((v > _HALF for v in coeffs), np.bool_, len(coeffs))
+    acc: Any = curve.g1_identity() if group == 1 else curve.g2_identity()
+    for sign, pick in ((1, ~negative), (-1, negative)):
+        idx = index[pick]
+        magnitudes = [v if sign == 1 else R - v for v in _coeffs_where(coeffs, pick)]
+        part: Any = curve.g1_identity() if group == 1 else curve.g2_identity()
+        for i in range(0, len(idx), _CHUNK):
+            pts = decode(rows[idx[i:i + _CHUNK]].tobytes(), check_subgroup=False)
+            part = part + msm(list(pts), curve.msm_scalars(magnitudes[i:i + _CHUNK]))
+        acc = acc + part if sign == 1 else acc - part
+    return curve.g1s_to_xy([acc]) if group == 1 else curve.g2s_to_xy([acc])
+
+
+def _coeffs_where(coeffs: list[int], pick: npt.NDArray[np.bool_]) -> list[int]:
+    return [v for v, p in zip(coeffs, pick.tolist(), strict=True) if p]
 
 
 def _sums(group: int, points: bytes, grouped: Callable[[], Grouped], factor: int = 1) -> bytes:
