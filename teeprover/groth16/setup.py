@@ -7,7 +7,12 @@ by it.  We do both at once with one fresh delta: the result is exactly the key
 (gamma stays the generator, as in snarkjs).  tau, alpha and beta come from the
 universal parameters and are not known here.
 
-``setup(r1cs, params, toxic)`` is deterministic; ``generate_keys(r1cs, params)``
+``setup_xy(r1cs, params, toxic)`` is the algorithm, on byte arrays: the parameters as affine
+``x || y`` bytes (:class:`LagrangeXY`, ``Ptau.lagrange_xy``), the R1CS entries grouped per signal in
+arrays (:mod:`teeprover.groth16.matrices`), the queries made by the native helpers (sums of +-points,
+one scaling by 1/delta), a key of byte arrays out (:class:`KeyXY`, written by
+``snarkjs.zkey.write_zkey_xy``): no point object a parameter or a query, so k=22 fits.
+``setup(r1cs, params, toxic)`` is the same on point objects (deterministic); ``generate_keys(r1cs, params)``
 draws delta from the OS RNG and forgets it.
 """
 
