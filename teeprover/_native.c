@@ -51,112 +51,146 @@ static const uint64_t P[6] = {
     0x64774b84f38512bfULL, 0x4b1ba7b6434bacd7ULL, 0x1a0111ea397fe69aULL};
 static const uint64_t PINV = 0x89f3fffcfffcfffdULL; /* -p^-1 mod 2^64 */
 
-static int geq_p(const uint64_t a[6]) {
-    for (int i = 5; i >= 0; i--) {
-        if (a[i] != P[i]) return a[i] > P[i];
-    }
-    return 1;
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define UNROLL(n) _Pragma(STR(GCC unroll n))
+
+/* Montgomery arithmetic modulo MOD: N 64-bit limbs, MOD odd with its top limb below 2^63 - 1, so that a
+ * sum of two elements and CIOS's running sum need no extra word.  Shared by Fp (N = 6, below) and Fr
+ * (N = 4, the scalar field: the prover's witness map).  MONT_FIELD gives F##_geq_mod, F##_load_le /
+ * F##_store_le (little-endian bytes <-> limbs), F##_reduce_once, F##_add, F##_sub and F##_mul_c, the
+ * portable CIOS product with the "no-carry" shortcut, its loops unrolled explicitly (gcc -O3 left the
+ * outer one rolled: 67 -> 55 ns for Fp); MONT_FIELD_POW adds F##_pow, F##_inv (Fermat) and
+ * F##_from_mont once F##_mul (the C or the mulx/adx product) exists. */
+#define MONT_FIELD(F, N, MOD, PINV_)                                                            \
+static inline int F##_geq_mod(const uint64_t a[N]) {                                            \
+    for (int i = N - 1; i >= 0; i--) {                                                           \
+        if (a[i] != MOD[i]) return a[i] > MOD[i];                                                \
+    }                                                                                            \
+    return 1;                                                                                    \
+}                                                                                                \
+static inline void F##_load_le(uint64_t t[N], const unsigned char *src) {                       \
+    for (int j = 0; j < N; j++) {                                                                \
+        uint64_t v = 0;                                                                          \
+        for (int b = 7; b >= 0; b--) v = (v << 8) | src[8 * j + b];                              \
+        t[j] = v;                                                                                \
+    }                                                                                            \
+}                                                                                                \
+static inline void F##_store_le(unsigned char *dst, const uint64_t t[N]) {                      \
+    for (int j = 0; j < N; j++) {                                                                \
+        uint64_t v = t[j];                                                                       \
+        for (int b = 0; b < 8; b++) { dst[8 * j + b] = (unsigned char)v; v >>= 8; }              \
+    }                                                                                            \
+}                                                                                                \
+/* r = t mod MOD for t < 2 MOD, branch-free */                                                   \
+static inline void F##_reduce_once(F *r, const uint64_t t[N]) {                                 \
+    uint64_t s[N], borrow = 0;                                                                   \
+    UNROLL(N)                                                                                    \
+    for (int j = 0; j < N; j++) {                                                                \
+        u128 d = (u128)t[j] - MOD[j] - borrow;                                                   \
+        s[j] = (uint64_t)d;                                                                      \
+        borrow = (uint64_t)(d >> 64) & 1;                                                        \
+    }                                                                                            \
+    uint64_t keep = -borrow; /* t < MOD: keep t, else t - MOD */                                 \
+    UNROLL(N)                                                                                    \
+    for (int j = 0; j < N; j++) r->l[j] = (t[j] & keep) | (s[j] & ~keep);                       \
+}                                                                                                \
+static inline void F##_add(F *r, const F *a, const F *b) { /* a, b < MOD: no carry out */       \
+    uint64_t t[N], carry = 0;                                                                    \
+    UNROLL(N)                                                                                    \
+    for (int j = 0; j < N; j++) {                                                                \
+        u128 c = (u128)a->l[j] + b->l[j] + carry;                                                \
+        t[j] = (uint64_t)c;                                                                      \
+        carry = (uint64_t)(c >> 64);                                                             \
+    }                                                                                            \
+    F##_reduce_once(r, t);                                                                       \
+}                                                                                                \
+static inline void F##_sub(F *r, const F *a, const F *b) {                                      \
+    uint64_t t[N], borrow = 0;                                                                   \
+    UNROLL(N)                                                                                    \
+    for (int j = 0; j < N; j++) {                                                                \
+        u128 d = (u128)a->l[j] - b->l[j] - borrow;                                               \
+        t[j] = (uint64_t)d;                                                                      \
+        borrow = (uint64_t)(d >> 64) & 1;                                                        \
+    }                                                                                            \
+    uint64_t mask = -borrow, carry = 0; /* a < b: add MOD back */                                \
+    UNROLL(N)                                                                                    \
+    for (int j = 0; j < N; j++) {                                                                \
+        u128 c = (u128)t[j] + (MOD[j] & mask) + carry;                                           \
+        r->l[j] = (uint64_t)c;                                                                   \
+        carry = (uint64_t)(c >> 64);                                                             \
+    }                                                                                            \
+}                                                                                                \
+/* a b / 2^(64 N) mod MOD (a, b < MOD); r may alias a or b */                                    \
+static inline void F##_mul_c(F *r, const F *a, const F *b) {                                    \
+    uint64_t t[N + 1];                                                                           \
+    const uint64_t *x = a->l;                                                                    \
+    UNROLL(N)                                                                                    \
+    for (int i = 0; i < N; i++) {                                                                \
+        uint64_t bi = b->l[i], carry = 0;                                                        \
+        u128 c;                                                                                  \
+        if (i == 0) {                                                                            \
+            UNROLL(N)                                                                            \
+            for (int j = 0; j < N; j++) {                                                        \
+                c = (u128)x[j] * bi + carry;                                                     \
+                t[j] = (uint64_t)c;                                                              \
+                carry = (uint64_t)(c >> 64);                                                     \
+            }                                                                                    \
+        } else {                                                                                 \
+            UNROLL(N)                                                                            \
+            for (int j = 0; j < N; j++) {                                                        \
+                c = (u128)x[j] * bi + t[j] + carry;                                              \
+                t[j] = (uint64_t)c;                                                              \
+                carry = (uint64_t)(c >> 64);                                                     \
+            }                                                                                    \
+        }                                                                                        \
+        t[N] = carry;                                                                            \
+        uint64_t m = t[0] * PINV_;                                                               \
+        c = (u128)m * MOD[0] + t[0];                                                             \
+        carry = (uint64_t)(c >> 64);                                                             \
+        UNROLL(N)                                                                                \
+        for (int j = 1; j < N; j++) {                                                            \
+            c = (u128)m * MOD[j] + t[j] + carry;                                                 \
+            t[j - 1] = (uint64_t)c;                                                              \
+            carry = (uint64_t)(c >> 64);                                                         \
+        }                                                                                        \
+        t[N - 1] = t[N] + carry;                                                                 \
+    }                                                                                            \
+    F##_reduce_once(r, t);                                                                       \
 }
 
-static void redc(uint64_t t[6]) {
-    for (int i = 0; i < 6; i++) {
-        uint64_t m = t[0] * PINV;
-        u128 c = (u128)m * P[0] + t[0];
-        uint64_t carry = (uint64_t)(c >> 64);
-        for (int j = 1; j < 6; j++) {
-            c = (u128)m * P[j] + t[j] + carry;
-            t[j - 1] = (uint64_t)c;
-            carry = (uint64_t)(c >> 64);
-        }
-        t[5] = carry;
-    }
-    if (geq_p(t)) {
-        uint64_t borrow = 0;
-        for (int j = 0; j < 6; j++) {
-            u128 d = (u128)t[j] - P[j] - borrow;
-            t[j] = (uint64_t)d;
-            borrow = (uint64_t)(d >> 64) & 1;
-        }
-    }
+#define MONT_FIELD_POW(F, N, MOD, ONE)                                                          \
+static void F##_pow(F *r, const F *a, const uint64_t e[N]) { /* a^e, Montgomery form in and out */ \
+    F acc = ONE;                                                                                 \
+    for (int i = N - 1; i >= 0; i--) {                                                           \
+        for (int b = 63; b >= 0; b--) {                                                          \
+            F##_mul(&acc, &acc, &acc);                                                           \
+            if ((e[i] >> b) & 1) F##_mul(&acc, &acc, a);                                         \
+        }                                                                                        \
+    }                                                                                            \
+    *r = acc;                                                                                    \
+}                                                                                                \
+static void F##_inv(F *r, const F *a) { /* a^(MOD - 2) for a != 0; MOD's low limb is above 2 */ \
+    uint64_t e[N];                                                                               \
+    memcpy(e, MOD, sizeof e);                                                                    \
+    e[0] -= 2;                                                                                   \
+    F##_pow(r, a, e);                                                                            \
+}                                                                                                \
+static void F##_from_mont(F *r, const F *a) { /* Montgomery -> standard: times raw 1 */         \
+    F one = {{1}};                                                                               \
+    F##_mul(r, a, &one);                                                                         \
 }
-
-static void load(uint64_t t[6], const unsigned char *src) {
-    for (int j = 0; j < 6; j++) {
-        uint64_t v = 0;
-        for (int b = 7; b >= 0; b--) v = (v << 8) | src[8 * j + b];
-        t[j] = v;
-    }
-}
-
-static void store(unsigned char *dst, const uint64_t t[6]) {
-    for (int j = 0; j < 6; j++) {
-        uint64_t v = t[j];
-        for (int b = 0; b < 8; b++) { dst[8 * j + b] = (unsigned char)v; v >>= 8; }
-    }
-}
-
-/* Converts every 48-byte little-endian coordinate; returns the index of the first one >= p, or -1. */
-static Py_ssize_t convert(const unsigned char *src, unsigned char *dst, Py_ssize_t count) {
-    uint64_t t[6];
-    for (Py_ssize_t i = 0; i < count; i++) {
-        load(t, src + 48 * i);
-        if (geq_p(t)) return i;
-        redc(t);
-        store(dst + 48 * i, t);
-    }
-    return -1;
-}
-
-/* ---------------------------------------------------------------- Fp in Montgomery form */
 
 typedef struct { uint64_t l[6]; } fp;
+MONT_FIELD(fp, 6, P, PINV)
+
+
+/* ---------------------------------------------------------------- Fp in Montgomery form */
 
 static fp FP_ONE; /* 2^384 mod p: one in Montgomery form */
 static fp FP_R2;  /* 2^768 mod p: to_montgomery(x) = mont_mul(x, R2) */
 
 static int FP_ADX; /* the CPU has mulx/adcx/adox (BMI2 + ADX): set once by init_constants */
-
-/* r = t mod p for t < 2p, branch-free. */
-static inline void fp_reduce_once(fp *r, const uint64_t t[6]) {
-    uint64_t s[6], borrow = 0;
-#pragma GCC unroll 6
-    for (int j = 0; j < 6; j++) {
-        u128 d = (u128)t[j] - P[j] - borrow;
-        s[j] = (uint64_t)d;
-        borrow = (uint64_t)(d >> 64) & 1;
-    }
-    uint64_t keep = -borrow; /* t < p: keep t, else t - p */
-#pragma GCC unroll 6
-    for (int j = 0; j < 6; j++) r->l[j] = (t[j] & keep) | (s[j] & ~keep);
-}
-
-static inline void fp_add(fp *r, const fp *a, const fp *b) { /* a, b < p < 2^381: no carry out */
-    uint64_t t[6], carry = 0;
-#pragma GCC unroll 6
-    for (int j = 0; j < 6; j++) {
-        u128 c = (u128)a->l[j] + b->l[j] + carry;
-        t[j] = (uint64_t)c;
-        carry = (uint64_t)(c >> 64);
-    }
-    fp_reduce_once(r, t);
-}
-
-static inline void fp_sub(fp *r, const fp *a, const fp *b) {
-    uint64_t t[6], borrow = 0;
-#pragma GCC unroll 6
-    for (int j = 0; j < 6; j++) {
-        u128 d = (u128)a->l[j] - b->l[j] - borrow;
-        t[j] = (uint64_t)d;
-        borrow = (uint64_t)(d >> 64) & 1;
-    }
-    uint64_t mask = -borrow, carry = 0; /* a < b: add p back */
-#pragma GCC unroll 6
-    for (int j = 0; j < 6; j++) {
-        u128 c = (u128)t[j] + (P[j] & mask) + carry;
-        r->l[j] = (uint64_t)c;
-        carry = (uint64_t)(c >> 64);
-    }
-}
 
 /* The same product with mulx and two carry chains (adox for the low words, adcx for the high ones),
  * as blst and gnark do it.  On the 2-core EPYC of docs/benchmarks.md: ~38 ns a product in a loop of
@@ -167,29 +201,22 @@ static inline void fp_sub(fp *r, const fp *a, const fp *b) {
 #if defined(__x86_64__) && defined(__GNUC__)
 #define FP_HAVE_ADX_ASM 1
 /* one CIOS row: t += a * b[i] (mulx, lows on the OF chain, highs on the CF chain), then
- * t += m p with m = t0 * PINV, which zeroes t0: the caller rotates the seven registers. */
-#define FP_ROW(T0, T1, T2, T3, T4, T5, T6, BOFF)                                         \
-    "movq " BOFF "(%[b]), %%rdx\n\t"                                                     \
-    "xorl %%eax, %%eax\n\t"                                                              \
-    "mulxq 0(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t" \
-    "mulxq 8(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t" \
-    "mulxq 16(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t" \
-    "mulxq 24(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t" \
-    "mulxq 32(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T4 "\n\t" "adcxq %%rbx, " T5 "\n\t" \
-    "mulxq 40(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T5 "\n\t" "adcxq %%rbx, " T6 "\n\t" \
-    "movl $0, %%eax\n\t"                                                                 \
-    "adoxq %%rax, " T6 "\n\t"                                                            \
-    "movq %[pinv], %%rdx\n\t"                                                            \
-    "imulq " T0 ", %%rdx\n\t"                                                            \
-    "xorl %%eax, %%eax\n\t"                                                              \
-    "mulxq %[p0], %%rax, %%rbx\n\t" "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t"   \
-    "mulxq %[p1], %%rax, %%rbx\n\t" "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t"   \
-    "mulxq %[p2], %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t"   \
-    "mulxq %[p3], %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t"   \
-    "mulxq %[p4], %%rax, %%rbx\n\t" "adoxq %%rax, " T4 "\n\t" "adcxq %%rbx, " T5 "\n\t"   \
-    "mulxq %[p5], %%rax, %%rbx\n\t" "adoxq %%rax, " T5 "\n\t" "adcxq %%rbx, " T6 "\n\t"   \
-    "movl $0, %%eax\n\t"                                                                 \
-    "adoxq %%rax, " T6 "\n\t"
+ * t += m p with m = t0 * PINV, which zeroes t0: the caller rotates the registers (seven for Fp).  Its
+ * pieces, shared by FP_ROW (six limbs) and FR_ROW (four, in the Fr section): load b[i]; one mulx with its
+ * low and high words added on the two chains; close the OF chain into the top word; m = t0 * PINV. */
+#define ADX_LOAD_B(BOFF) "movq " BOFF "(%[b]), %%rdx\n\t" "xorl %%eax, %%eax\n\t"
+#define ADX_MUL(SRC, LO, HI) "mulxq " SRC ", %%rax, %%rbx\n\t" "adoxq %%rax, " LO "\n\t" "adcxq %%rbx, " HI "\n\t"
+#define ADX_CLOSE(T) "movl $0, %%eax\n\t" "adoxq %%rax, " T "\n\t"
+#define ADX_M(T0) "movq %[pinv], %%rdx\n\t" "imulq " T0 ", %%rdx\n\t" "xorl %%eax, %%eax\n\t"
+#define FP_ROW(T0, T1, T2, T3, T4, T5, T6, BOFF)                                              \
+    ADX_LOAD_B(BOFF)                                                                          \
+    ADX_MUL("0(%[a])", T0, T1) ADX_MUL("8(%[a])", T1, T2) ADX_MUL("16(%[a])", T2, T3)         \
+    ADX_MUL("24(%[a])", T3, T4) ADX_MUL("32(%[a])", T4, T5) ADX_MUL("40(%[a])", T5, T6)       \
+    ADX_CLOSE(T6)                                                                             \
+    ADX_M(T0)                                                                                 \
+    ADX_MUL("%[p0]", T0, T1) ADX_MUL("%[p1]", T1, T2) ADX_MUL("%[p2]", T2, T3)                \
+    ADX_MUL("%[p3]", T3, T4) ADX_MUL("%[p4]", T4, T5) ADX_MUL("%[p5]", T5, T6)                \
+    ADX_CLOSE(T6)
 
 static inline __attribute__((always_inline)) void fp_mul_adx(fp *r, const fp *a, const fp *b) {
     const uint64_t *pa = a->l, *pb = b->l; /* overwritten: the last two scratch registers */
@@ -220,47 +247,6 @@ static inline __attribute__((always_inline)) void fp_mul_adx(fp *r, const fp *a,
 }
 #endif
 
-/* Montgomery product, CIOS with the "no-carry" shortcut (valid because p's top limb is below
- * 2^63 - 1: the running sum never needs a seventh word), for CPUs without ADX.  The loops are
- * unrolled explicitly (gcc -O3 left the outer one rolled): 67 -> 55 ns. */
-static inline void fp_mul_c(fp *r, const fp *a, const fp *b) {
-    uint64_t t[7];
-    const uint64_t *x = a->l;
-#pragma GCC unroll 6
-    for (int i = 0; i < 6; i++) {
-        uint64_t bi = b->l[i];
-        u128 c;
-        uint64_t carry = 0;
-        if (i == 0) {
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) {
-                c = (u128)x[j] * bi + carry;
-                t[j] = (uint64_t)c;
-                carry = (uint64_t)(c >> 64);
-            }
-        } else {
-#pragma GCC unroll 6
-            for (int j = 0; j < 6; j++) {
-                c = (u128)x[j] * bi + t[j] + carry;
-                t[j] = (uint64_t)c;
-                carry = (uint64_t)(c >> 64);
-            }
-        }
-        t[6] = carry;
-        uint64_t m = t[0] * PINV;
-        c = (u128)m * P[0] + t[0];
-        carry = (uint64_t)(c >> 64);
-#pragma GCC unroll 6
-        for (int j = 1; j < 6; j++) {
-            c = (u128)m * P[j] + t[j] + carry;
-            t[j - 1] = (uint64_t)c;
-            carry = (uint64_t)(c >> 64);
-        }
-        t[5] = t[6] + carry;
-    }
-    fp_reduce_once(r, t);
-}
-
 static inline void fp_mul(fp *r, const fp *a, const fp *b) {
 #ifdef FP_HAVE_ADX_ASM
     if (FP_ADX) { fp_mul_adx(r, a, b); return; }
@@ -272,24 +258,18 @@ static inline int fp_is_zero(const fp *a) {
     return (a->l[0] | a->l[1] | a->l[2] | a->l[3] | a->l[4] | a->l[5]) == 0;
 }
 
-/* a^(p-2): the inverse of a non-zero element (Fermat), square-and-multiply over the bits of p - 2. */
-static void fp_inv(fp *r, const fp *a) {
-    uint64_t e[6];
-    memcpy(e, P, 48);
-    e[0] -= 2; /* p is odd and its low limb > 2: no borrow */
-    fp acc = FP_ONE;
-    for (int i = 5; i >= 0; i--) {
-        for (int b = 63; b >= 0; b--) {
-            fp_mul(&acc, &acc, &acc);
-            if ((e[i] >> b) & 1) fp_mul(&acc, &acc, a);
-        }
-    }
-    *r = acc;
-}
+MONT_FIELD_POW(fp, 6, P, FP_ONE)
 
-static void fp_from_mont(fp *r, const fp *a) { /* Montgomery -> standard: multiply by raw 1 */
-    fp one = {{1, 0, 0, 0, 0, 0}};
-    fp_mul(r, a, &one);
+/* Converts every 48-byte little-endian coordinate; returns the index of the first one >= p, or -1. */
+static Py_ssize_t convert(const unsigned char *src, unsigned char *dst, Py_ssize_t count) {
+    fp t;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        fp_load_le(t.l, src + 48 * i);
+        if (fp_geq_mod(t.l)) return i;
+        fp_from_mont(&t, &t);
+        fp_store_le(dst + 48 * i, t.l);
+    }
+    return -1;
 }
 
 /* ---------------------------------------------------------------- Fp2 = Fp[u]/(u^2+1) */
@@ -400,8 +380,8 @@ static void NAME##_madd(NAME##_jac *r, const NAME##_jac *p, const NAME##_aff *q,
 DEFINE_CURVE(fp, fp, g1)
 DEFINE_CURVE(fp2, fp2, g2)
 
-static void fp_load_mont(fp *r, const unsigned char *src) { load(r->l, src); }
-static void fp_store(unsigned char *dst, const fp *a) { store(dst, a->l); }
+static void fp_load_mont(fp *r, const unsigned char *src) { fp_load_le(r->l, src); }
+static void fp_store(unsigned char *dst, const fp *a) { fp_store_le(dst, a->l); }
 
 /* Normalise a batch of Jacobian points to affine (one inversion: Montgomery's trick) and write them
  * as x || y, Montgomery (mont = 1) or standard form; identity as zeros.  scratch: count elements. */
@@ -638,8 +618,8 @@ static int g1_scale_points(const unsigned char *points, Py_ssize_t count, const 
             g1_aff *p = &w.tab[i * SCALE_ODD];
             static const unsigned char zero[96];
             p->inf = memcmp(src, zero, 96) == 0;
-            load(p->x.l, src);
-            load(p->y.l, src + 48);
+            fp_load_le(p->x.l, src);
+            fp_load_le(p->y.l, src + 48);
             fp_mul(&p->x, &p->x, &FP_R2);
             fp_mul(&p->y, &p->y, &FP_R2);
             g1_jac pj = {p->x, p->y, FP_ONE};
@@ -692,8 +672,8 @@ static PyObject *g1_scale(PyObject *self, PyObject *args) {
     const unsigned char *src = points.buf;
     for (Py_ssize_t i = 0; i < 2 * count; i++) { /* coordinates must be reduced (as from_montgomery checks) */
         uint64_t t[6];
-        load(t, src + 48 * i);
-        if (geq_p(t)) {
+        fp_load_le(t, src + 48 * i);
+        if (fp_geq_mod(t)) {
             PyErr_Format(PyExc_ValueError, "g1_scale: coordinate %zd is not reduced modulo p", i);
             goto done;
         }
@@ -777,19 +757,19 @@ done:
  * mixed addition a term and one inversion per SCALE_BATCH outputs, where the curve library adds
  * point objects one at a time and inverts every sum on its own to encode it (~15 us in G1). */
 static void g1_load_std(g1_aff *q, const unsigned char *src) {
-    load(q->x.l, src); load(q->y.l, src + 48);
+    fp_load_le(q->x.l, src); fp_load_le(q->y.l, src + 48);
     fp_mul(&q->x, &q->x, &FP_R2); fp_mul(&q->y, &q->y, &FP_R2);
 }
 static void g2_load_std(g2_aff *q, const unsigned char *src) {
-    load(q->x.c0.l, src); load(q->x.c1.l, src + 48); load(q->y.c0.l, src + 96); load(q->y.c1.l, src + 144);
+    fp_load_le(q->x.c0.l, src); fp_load_le(q->x.c1.l, src + 48); fp_load_le(q->y.c0.l, src + 96); fp_load_le(q->y.c1.l, src + 144);
     fp_mul(&q->x.c0, &q->x.c0, &FP_R2); fp_mul(&q->x.c1, &q->x.c1, &FP_R2);
     fp_mul(&q->y.c0, &q->y.c0, &FP_R2); fp_mul(&q->y.c1, &q->y.c1, &FP_R2);
 }
 static int std_reduced(const unsigned char *src, int coords) {
     for (int c = 0; c < coords; c++) {
         uint64_t v[6];
-        load(v, src + 48 * c);
-        if (geq_p(v)) return 0;
+        fp_load_le(v, src + 48 * c);
+        if (fp_geq_mod(v)) return 0;
     }
     return 1;
 }
@@ -877,60 +857,61 @@ done:
 static Py_ssize_t convert_to(const unsigned char *src, unsigned char *dst, Py_ssize_t count) {
     fp t;
     for (Py_ssize_t i = 0; i < count; i++) {
-        load(t.l, src + 48 * i);
-        if (geq_p(t.l)) return i;
+        fp_load_le(t.l, src + 48 * i);
+        if (fp_geq_mod(t.l)) return i;
         fp_mul(&t, &t, &FP_R2);
-        store(dst + 48 * i, t.l);
+        fp_store_le(dst + 48 * i, t.l);
     }
     return -1;
 }
 
-/* fp_mul_check(a, b, adx) -> bytes: the Montgomery products a_i b_i / 2^384 mod p of 48-byte LE
- * elements (each < p) with the chosen multiplication (adx: the assembler one, ValueError where the CPU
- * lacks it), so the tests can check both against Python integers. */
-static PyObject *fp_mul_check(PyObject *self, PyObject *args) {
-    Py_buffer a, b;
-    int adx;
-    if (!PyArg_ParseTuple(args, "y*y*p", &a, &b, &adx)) return NULL;
-    PyObject *out = NULL;
-#ifndef FP_HAVE_ADX_ASM
-    int have_adx = 0;
-#else
-    int have_adx = FP_ADX;
-#endif
-    if (a.len != b.len || a.len % 48) {
-        PyErr_SetString(PyExc_ValueError, "fp_mul_check: two equal runs of 48-byte elements");
-        goto done;
-    }
-    if (adx && !have_adx) {
-        PyErr_SetString(PyExc_ValueError, "fp_mul_check: this CPU has no BMI2/ADX");
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < a.len / 48; i++) {
-        uint64_t ta[6], tb[6];
-        load(ta, (const unsigned char *)a.buf + 48 * i);
-        load(tb, (const unsigned char *)b.buf + 48 * i);
-        if (geq_p(ta) || geq_p(tb)) { PyErr_SetString(PyExc_ValueError, "fp_mul_check: element >= p"); goto done; }
-    }
-    out = PyBytes_FromStringAndSize(NULL, a.len);
-    if (out == NULL) goto done;
-    for (Py_ssize_t i = 0; i < a.len / 48; i++) {
-        fp x, y, r;
-        load(x.l, (const unsigned char *)a.buf + 48 * i);
-        load(y.l, (const unsigned char *)b.buf + 48 * i);
+/* F##_mul_check(a, b, adx) -> bytes: the Montgomery products a_i b_i / 2^(64 N) mod MOD of (8 N)-byte LE
+ * elements (each < MOD) with the chosen multiplication (adx: the assembler one, ValueError where the CPU
+ * lacks it), so the tests can check both against Python integers: fp_mul_check here, fr_mul_check in
+ * the Fr section. */
 #ifdef FP_HAVE_ADX_ASM
-        if (adx) fp_mul_adx(&r, &x, &y);
-        else fp_mul_c(&r, &x, &y);
+#define MUL_PICK(F, r, x, y, adx) ((adx) ? F##_mul_adx(r, x, y) : F##_mul_c(r, x, y))
+#define MUL_HAVE_ADX FP_ADX
 #else
-        fp_mul_c(&r, &x, &y);
+#define MUL_PICK(F, r, x, y, adx) F##_mul_c(r, x, y)
+#define MUL_HAVE_ADX 0
 #endif
-        store((unsigned char *)PyBytes_AS_STRING(out) + 48 * i, r.l);
-    }
-done:
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    return out;
+#define MUL_CHECK(F, N, MODNAME)                                                                    \
+static PyObject *F##_mul_check(PyObject *self, PyObject *args) {                                    \
+    Py_buffer a, b;                                                                                 \
+    int adx;                                                                                        \
+    if (!PyArg_ParseTuple(args, "y*y*p", &a, &b, &adx)) return NULL;                                \
+    PyObject *out = NULL;                                                                           \
+    const Py_ssize_t size = 8 * N;                                                                  \
+    if (a.len != b.len || a.len % size) {                                                           \
+        PyErr_Format(PyExc_ValueError, #F "_mul_check: two equal runs of %zd-byte elements", size); \
+        goto done;                                                                                  \
+    }                                                                                               \
+    if (adx && !MUL_HAVE_ADX) {                                                                     \
+        PyErr_SetString(PyExc_ValueError, #F "_mul_check: this CPU has no BMI2/ADX");               \
+        goto done;                                                                                  \
+    }                                                                                               \
+    out = PyBytes_FromStringAndSize(NULL, a.len);                                                   \
+    if (out == NULL) goto done;                                                                     \
+    for (Py_ssize_t i = 0; i < a.len / size; i++) {                                                 \
+        F x, y, r;                                                                                  \
+        F##_load_le(x.l, (const unsigned char *)a.buf + size * i);                                  \
+        F##_load_le(y.l, (const unsigned char *)b.buf + size * i);                                  \
+        if (F##_geq_mod(x.l) || F##_geq_mod(y.l)) {                                                 \
+            Py_CLEAR(out);                                                                          \
+            PyErr_SetString(PyExc_ValueError, #F "_mul_check: element >= " MODNAME);                \
+            goto done;                                                                              \
+        }                                                                                           \
+        MUL_PICK(F, &r, &x, &y, adx);                                                               \
+        F##_store_le((unsigned char *)PyBytes_AS_STRING(out) + size * i, r.l);                      \
+    }                                                                                               \
+done:                                                                                               \
+    PyBuffer_Release(&a);                                                                           \
+    PyBuffer_Release(&b);                                                                           \
+    return out;                                                                                     \
 }
+
+MUL_CHECK(fp, 6, "p")
 
 static PyObject *to_montgomery(PyObject *self, PyObject *arg) {
     Py_buffer view;
@@ -1069,113 +1050,20 @@ static uint64_t FR_PINV; /* -r^-1 mod 2^64 */
 static fr FR_ONE;        /* 2^256 mod r */
 static fr FR_R2;         /* 2^512 mod r */
 #define FR_MAX_LOG 31    /* domain sizes up to 2^31 (2n must divide 2^32, r's two-adicity) */
+MONT_FIELD(fr, 4, FR_P, FR_PINV)
 
-static int fr_geq_r(const uint64_t a[4]) {
-    for (int i = 3; i >= 0; i--) {
-        if (a[i] != FR_P[i]) return a[i] > FR_P[i];
-    }
-    return 1;
-}
-
-static inline void fr_reduce_once(fr *r, const uint64_t t[4]) { /* t < 2r */
-    uint64_t s[4], borrow = 0;
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        u128 d = (u128)t[j] - FR_P[j] - borrow;
-        s[j] = (uint64_t)d;
-        borrow = (uint64_t)(d >> 64) & 1;
-    }
-    uint64_t keep = -borrow;
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) r->l[j] = (t[j] & keep) | (s[j] & ~keep);
-}
-
-static inline void fr_add(fr *r, const fr *a, const fr *b) { /* a, b < r < 2^255: no carry out */
-    uint64_t t[4], carry = 0;
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        u128 c = (u128)a->l[j] + b->l[j] + carry;
-        t[j] = (uint64_t)c;
-        carry = (uint64_t)(c >> 64);
-    }
-    fr_reduce_once(r, t);
-}
-
-static inline void fr_sub(fr *r, const fr *a, const fr *b) {
-    uint64_t t[4], borrow = 0;
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        u128 d = (u128)a->l[j] - b->l[j] - borrow;
-        t[j] = (uint64_t)d;
-        borrow = (uint64_t)(d >> 64) & 1;
-    }
-    uint64_t mask = -borrow, carry = 0;
-#pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        u128 c = (u128)t[j] + (FR_P[j] & mask) + carry;
-        r->l[j] = (uint64_t)c;
-        carry = (uint64_t)(c >> 64);
-    }
-}
-
-/* a b / 2^256 mod r (a, b < r); r may alias a or b.  Portable C, for CPUs without ADX. */
-static inline void fr_mul_c(fr *r, const fr *a, const fr *b) {
-    uint64_t t[5];
-    const uint64_t *x = a->l;
-#pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) {
-        uint64_t bi = b->l[i], carry = 0;
-        u128 c;
-        if (i == 0) {
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                c = (u128)x[j] * bi + carry;
-                t[j] = (uint64_t)c;
-                carry = (uint64_t)(c >> 64);
-            }
-        } else {
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) {
-                c = (u128)x[j] * bi + t[j] + carry;
-                t[j] = (uint64_t)c;
-                carry = (uint64_t)(c >> 64);
-            }
-        }
-        t[4] = carry;
-        uint64_t m = t[0] * FR_PINV;
-        c = (u128)m * FR_P[0] + t[0];
-        carry = (uint64_t)(c >> 64);
-#pragma GCC unroll 4
-        for (int j = 1; j < 4; j++) {
-            c = (u128)m * FR_P[j] + t[j] + carry;
-            t[j - 1] = (uint64_t)c;
-            carry = (uint64_t)(c >> 64);
-        }
-        t[3] = t[4] + carry;
-    }
-    fr_reduce_once(r, t);
-}
 
 #ifdef FP_HAVE_ADX_ASM
 /* The same product with mulx/adcx/adox, rows as FP_ROW above on four limbs (five words of t). */
-#define FR_ROW(T0, T1, T2, T3, T4, BOFF)                                                     \
-    "movq " BOFF "(%[b]), %%rdx\n\t"                                                     \
-    "xorl %%eax, %%eax\n\t"                                                              \
-    "mulxq 0(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t" \
-    "mulxq 8(%[a]), %%rax, %%rbx\n\t"  "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t" \
-    "mulxq 16(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t" \
-    "mulxq 24(%[a]), %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t" \
-    "movl $0, %%eax\n\t"                                                                 \
-    "adoxq %%rax, " T4 "\n\t"                                                            \
-    "movq %[pinv], %%rdx\n\t"                                                            \
-    "imulq " T0 ", %%rdx\n\t"                                                            \
-    "xorl %%eax, %%eax\n\t"                                                              \
-    "mulxq %[p0], %%rax, %%rbx\n\t" "adoxq %%rax, " T0 "\n\t" "adcxq %%rbx, " T1 "\n\t"   \
-    "mulxq %[p1], %%rax, %%rbx\n\t" "adoxq %%rax, " T1 "\n\t" "adcxq %%rbx, " T2 "\n\t"   \
-    "mulxq %[p2], %%rax, %%rbx\n\t" "adoxq %%rax, " T2 "\n\t" "adcxq %%rbx, " T3 "\n\t"   \
-    "mulxq %[p3], %%rax, %%rbx\n\t" "adoxq %%rax, " T3 "\n\t" "adcxq %%rbx, " T4 "\n\t"   \
-    "movl $0, %%eax\n\t"                                                                 \
-    "adoxq %%rax, " T4 "\n\t"
+#define FR_ROW(T0, T1, T2, T3, T4, BOFF)                                                      \
+    ADX_LOAD_B(BOFF)                                                                          \
+    ADX_MUL("0(%[a])", T0, T1) ADX_MUL("8(%[a])", T1, T2)                                     \
+    ADX_MUL("16(%[a])", T2, T3) ADX_MUL("24(%[a])", T3, T4)                                   \
+    ADX_CLOSE(T4)                                                                             \
+    ADX_M(T0)                                                                                 \
+    ADX_MUL("%[p0]", T0, T1) ADX_MUL("%[p1]", T1, T2)                                         \
+    ADX_MUL("%[p2]", T2, T3) ADX_MUL("%[p3]", T3, T4)                                         \
+    ADX_CLOSE(T4)
 
 static inline __attribute__((always_inline)) void fr_mul_adx(fr *r, const fr *a, const fr *b) {
     __asm__ volatile(
@@ -1206,37 +1094,7 @@ static inline void fr_mul(fr *r, const fr *a, const fr *b) {
     fr_mul_c(r, a, b);
 }
 
-/* a^e, e four limbs (Montgomery form in and out). */
-static void fr_pow(fr *r, const fr *a, const uint64_t e[4]) {
-    fr acc = FR_ONE;
-    for (int i = 3; i >= 0; i--) {
-        for (int b = 63; b >= 0; b--) {
-            fr_mul(&acc, &acc, &acc);
-            if ((e[i] >> b) & 1) fr_mul(&acc, &acc, a);
-        }
-    }
-    *r = acc;
-}
-
-static inline void fr_load(uint64_t t[4], const unsigned char *src) {
-    for (int j = 0; j < 4; j++) {
-        uint64_t v = 0;
-        for (int b = 7; b >= 0; b--) v = (v << 8) | src[8 * j + b];
-        t[j] = v;
-    }
-}
-
-static inline void fr_store(unsigned char *dst, const uint64_t t[4]) {
-    for (int j = 0; j < 4; j++) {
-        uint64_t v = t[j];
-        for (int b = 0; b < 8; b++) { dst[8 * j + b] = (unsigned char)v; v >>= 8; }
-    }
-}
-
-static inline void fr_to_std(fr *r, const fr *a) { /* Montgomery -> standard: times raw 1 */
-    fr one = {{1, 0, 0, 0}};
-    fr_mul(r, a, &one);
-}
+MONT_FIELD_POW(fr, 4, FR_P, FR_ONE)
 
 /* The primitive 2^k-th root of unity 5^((r-1) >> k), Montgomery form (k <= 32). */
 static void fr_root(fr *w, int k) {
@@ -1250,13 +1108,6 @@ static void fr_root(fr *w, int k) {
     fr five = {{5, 0, 0, 0}};
     fr_mul(&five, &five, &FR_R2);
     fr_pow(w, &five, e);
-}
-
-static void fr_inv(fr *r, const fr *a) { /* a^(r-2), a != 0 */
-    uint64_t e[4];
-    memcpy(e, FR_P, 32);
-    e[0] -= 2;
-    fr_pow(r, a, e);
 }
 
 static void fr_init_constants(void) {
@@ -1371,8 +1222,8 @@ static void *fr_coset_run(void *arg) {
 static Py_ssize_t fr_load_all(fr *dst, const unsigned char *src, size_t n) {
     for (size_t i = 0; i < n; i++) {
         uint64_t t[4];
-        fr_load(t, src + 32 * i);
-        if (fr_geq_r(t)) return (Py_ssize_t)i;
+        fr_load_le(t, src + 32 * i);
+        if (fr_geq_mod(t)) return (Py_ssize_t)i;
         memcpy(dst[i].l, t, 32);
         fr_mul(&dst[i], &dst[i], &FR_R2);
     }
@@ -1437,8 +1288,8 @@ static PyObject *fr_witness_map(PyObject *self, PyObject *args) {
             fr t;
             fr_mul(&t, &va[i], &vb[i]);
             fr_sub(&t, &t, &vc[i]);
-            fr_to_std(&t, &t);
-            fr_store(dst + 32 * i, t.l);
+            fr_from_mont(&t, &t);
+            fr_store_le(dst + 32 * i, t.l);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1496,8 +1347,8 @@ static PyObject *fr_ntt(PyObject *self, PyObject *args) {
         }
         for (size_t i = 0; i < n; i++) {
             fr t;
-            fr_to_std(&t, &v[i]);
-            fr_store(dst + 32 * i, t.l);
+            fr_from_mont(&t, &v[i]);
+            fr_store_le(dst + 32 * i, t.l);
         }
     }
     Py_END_ALLOW_THREADS
@@ -1525,59 +1376,15 @@ static PyObject *fr_first_unreduced(PyObject *self, PyObject *arg) {
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {
         uint64_t t[4];
-        fr_load(t, (const unsigned char *)view.buf + 32 * i);
-        if (fr_geq_r(t)) { bad = i; break; }
+        fr_load_le(t, (const unsigned char *)view.buf + 32 * i);
+        if (fr_geq_mod(t)) { bad = i; break; }
     }
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return PyLong_FromSsize_t(bad);
 }
 
-/* fr_mul_check(a, b, adx) -> bytes: the Montgomery products a_i b_i / 2^256 mod r of 32-byte LE elements
- * (each < r) with the chosen multiplication (adx: the assembler one, ValueError where the CPU lacks it),
- * so the tests can check both against Python integers (as fp_mul_check). */
-static PyObject *fr_mul_check(PyObject *self, PyObject *args) {
-    Py_buffer a, b;
-    int adx;
-    if (!PyArg_ParseTuple(args, "y*y*p", &a, &b, &adx)) return NULL;
-    PyObject *out = NULL;
-#ifndef FP_HAVE_ADX_ASM
-    int have_adx = 0;
-#else
-    int have_adx = FP_ADX;
-#endif
-    if (a.len != b.len || a.len % 32) {
-        PyErr_SetString(PyExc_ValueError, "fr_mul_check: two equal runs of 32-byte elements");
-        goto done;
-    }
-    if (adx && !have_adx) {
-        PyErr_SetString(PyExc_ValueError, "fr_mul_check: this CPU has no BMI2/ADX");
-        goto done;
-    }
-    out = PyBytes_FromStringAndSize(NULL, a.len);
-    if (out == NULL) goto done;
-    for (Py_ssize_t i = 0; i < a.len / 32; i++) {
-        fr x, y, r;
-        fr_load(x.l, (const unsigned char *)a.buf + 32 * i);
-        fr_load(y.l, (const unsigned char *)b.buf + 32 * i);
-        if (fr_geq_r(x.l) || fr_geq_r(y.l)) {
-            Py_CLEAR(out);
-            PyErr_SetString(PyExc_ValueError, "fr_mul_check: element >= r");
-            goto done;
-        }
-#ifdef FP_HAVE_ADX_ASM
-        if (adx) fr_mul_adx(&r, &x, &y);
-        else fr_mul_c(&r, &x, &y);
-#else
-        fr_mul_c(&r, &x, &y);
-#endif
-        fr_store((unsigned char *)PyBytes_AS_STRING(out) + 32 * i, r.l);
-    }
-done:
-    PyBuffer_Release(&a);
-    PyBuffer_Release(&b);
-    return out;
-}
+MUL_CHECK(fr, 4, "r")
 
 enum { FR_REC_OK, FR_REC_MATRIX, FR_REC_CONSTRAINT, FR_REC_SIGNAL, FR_REC_VALUE };
 #define FR_REC_SIZE 44 /* u32 matrix, u32 constraint, u32 signal, 32-byte value */
@@ -1609,16 +1416,16 @@ static void *fr_eval_run(void *arg) {
         if (c >= j->n) { j->bad = i; j->why = FR_REC_CONSTRAINT; return NULL; }
         if (s >= j->nv) { j->bad = i; j->why = FR_REC_SIGNAL; return NULL; }
         fr v, z, t;
-        fr_load(v.l, rec + 12);
-        if (fr_geq_r(v.l)) { j->bad = i; j->why = FR_REC_VALUE; return NULL; }
-        fr_load(z.l, j->witness + 32 * (size_t)s);
+        fr_load_le(v.l, rec + 12);
+        if (fr_geq_mod(v.l)) { j->bad = i; j->why = FR_REC_VALUE; return NULL; }
+        fr_load_le(z.l, j->witness + 32 * (size_t)s);
         fr_mul(&t, &v, &z);
         fr_add(&j->acc[c], &j->acc[c], &t);
     }
     for (size_t c = 0; c < j->n; c++) {
         fr t;
-        fr_to_std(&t, &j->acc[c]);
-        fr_store((unsigned char *)&j->acc[c], t.l);
+        fr_from_mont(&t, &j->acc[c]);
+        fr_store_le((unsigned char *)&j->acc[c], t.l);
     }
     return NULL;
 }
@@ -1660,8 +1467,8 @@ static PyObject *fr_evaluations(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     for (size_t i = 0; i < jobs[0].nv; i++) {
         uint64_t t[4];
-        fr_load(t, (const unsigned char *)wit.buf + 32 * i);
-        if (fr_geq_r(t)) { bad_z = (Py_ssize_t)i; break; }
+        fr_load_le(t, (const unsigned char *)wit.buf + 32 * i);
+        if (fr_geq_mod(t)) { bad_z = (Py_ssize_t)i; break; }
     }
     if (bad_z < 0) {
         memset(jobs[0].acc, 0, 32 * n);
