@@ -1230,6 +1230,32 @@ static Py_ssize_t fr_load_all(fr *dst, const unsigned char *src, size_t n) {
     return -1;
 }
 
+/* The first of count 32-byte standard-form values that is >= r, or -1. */
+static Py_ssize_t fr_first_geq(const unsigned char *src, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t t[4];
+        fr_load_le(t, src + 32 * i);
+        if (fr_geq_mod(t)) return (Py_ssize_t)i;
+    }
+    return -1;
+}
+
+/* v (Montgomery form) out as n 32-byte standard-form values; dst may be v's own storage. */
+static void fr_store_all(unsigned char *dst, const fr *v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        fr t;
+        fr_from_mont(&t, &v[i]);
+        fr_store_le(dst + 32 * i, t.l);
+    }
+}
+
+/* 1/n in Montgomery form. */
+static void fr_inv_n(fr *out, size_t n) {
+    fr n_m = {{n, 0, 0, 0}};
+    fr_mul(&n_m, &n_m, &FR_R2);
+    fr_inv(out, &n_m);
+}
+
 static int fr_log2(Py_ssize_t n) { /* log2 of a power of two n <= 2^FR_MAX_LOG, else -1 */
     if (n < 1 || (n & (n - 1))) return -1;
     int k = 0;
@@ -1269,9 +1295,8 @@ static PyObject *fr_witness_map(PyObject *self, PyObject *args) {
         for (size_t i = 0; i < n; i++) fr_mul(&vc[i], &va[i], &vb[i]);
         fr_twiddles(tw, n, logn);
         fr_coset_job jobs[3];
-        fr n_m = {{n, 0, 0, 0}}, g;
-        fr_mul(&n_m, &n_m, &FR_R2);
-        fr_inv(&jobs[0].scale_even, &n_m);
+        fr g;
+        fr_inv_n(&jobs[0].scale_even, n);
         fr_root(&g, logn + 1);
         fr_mul(&jobs[0].scale_odd, &g, &jobs[0].scale_even);
         fr *vs[3] = {va, vb, vc};
@@ -1335,9 +1360,8 @@ static PyObject *fr_ntt(PyObject *self, PyObject *args) {
     if (bad < 0) {
         fr_twiddles(tw, n, logn);
         if (inverse) {
-            fr n_m = {{n, 0, 0, 0}}, n_inv;
-            fr_mul(&n_m, &n_m, &FR_R2);
-            fr_inv(&n_inv, &n_m);
+            fr n_inv;
+            fr_inv_n(&n_inv, n);
             fr_intt_dif(v, n, tw);
             fr_bitrev_permute(v, n, logn);
             for (size_t i = 0; i < n; i++) fr_mul(&v[i], &v[i], &n_inv);
@@ -1345,11 +1369,7 @@ static PyObject *fr_ntt(PyObject *self, PyObject *args) {
             fr_bitrev_permute(v, n, logn);
             fr_ntt_dit(v, n, tw);
         }
-        for (size_t i = 0; i < n; i++) {
-            fr t;
-            fr_from_mont(&t, &v[i]);
-            fr_store_le(dst + 32 * i, t.l);
-        }
+        fr_store_all(dst, v, n);
     }
     Py_END_ALLOW_THREADS
     if (bad >= 0) {
@@ -1372,13 +1392,9 @@ static PyObject *fr_first_unreduced(PyObject *self, PyObject *arg) {
         PyErr_SetString(PyExc_ValueError, "fr_first_unreduced: length is not a multiple of 32 bytes");
         return NULL;
     }
-    Py_ssize_t bad = -1, count = view.len / 32;
+    Py_ssize_t bad;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < count; i++) {
-        uint64_t t[4];
-        fr_load_le(t, (const unsigned char *)view.buf + 32 * i);
-        if (fr_geq_mod(t)) { bad = i; break; }
-    }
+    bad = fr_first_geq(view.buf, (size_t)view.len / 32);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
     return PyLong_FromSsize_t(bad);
@@ -1422,11 +1438,7 @@ static void *fr_eval_run(void *arg) {
         fr_mul(&t, &v, &z);
         fr_add(&j->acc[c], &j->acc[c], &t);
     }
-    for (size_t c = 0; c < j->n; c++) {
-        fr t;
-        fr_from_mont(&t, &j->acc[c]);
-        fr_store_le((unsigned char *)&j->acc[c], t.l);
-    }
+    fr_store_all((unsigned char *)j->acc, j->acc, j->n); /* in place: each value is read before its slot is written */
     return NULL;
 }
 
@@ -1463,13 +1475,9 @@ static PyObject *fr_evaluations(PyObject *self, PyObject *args) {
         jobs[i].matrix = (uint32_t)i;
         jobs[i].acc = (fr *)PyBytes_AS_STRING(i ? outb : outa);
     }
-    Py_ssize_t bad_z = -1;
+    Py_ssize_t bad_z;
     Py_BEGIN_ALLOW_THREADS
-    for (size_t i = 0; i < jobs[0].nv; i++) {
-        uint64_t t[4];
-        fr_load_le(t, (const unsigned char *)wit.buf + 32 * i);
-        if (fr_geq_mod(t)) { bad_z = (Py_ssize_t)i; break; }
-    }
+    bad_z = fr_first_geq(wit.buf, jobs[0].nv);
     if (bad_z < 0) {
         memset(jobs[0].acc, 0, 32 * n);
         memset(jobs[1].acc, 0, 32 * n);
