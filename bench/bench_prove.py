@@ -96,8 +96,8 @@ def msm_floor(pk: ProvingKey, z: list[int]) -> float:
     records = qap.prepare(pk.coeffs, pk._cache)
     bases = prove._bases(pk)
     zs = curve.msm_scalars(z)
-    h = curve.msm_scalars_from_bytes(qap.witness_map(*qap.evaluations(records, pk.domain_size,
-                                                                       curve.fr_vector_to_bytes(z))))
+    h = curve.msm_scalars_from_bytes(curve.witness_map(*curve.fr_evaluations(records, curve.fr_vector_to_bytes(z),
+                                                                              pk.domain_size)))
 
     def run() -> None:
         fs = prove._msm_sum(curve.msm_g2, prove._chunks(*bases.b2.scalars(zs, None), prove._WORKERS))
@@ -157,8 +157,8 @@ def bench(k: int, slow: bool) -> None:
         wall, _, _ = timed(lambda: ptau.generate_dev_ptau(k, ptau_path, random.Random(k)), repeat=1)
         line("generate_dev_ptau", wall)
     r1cs, z = circuit(k)
-    wall, _, params = timed(lambda: ptau.read_ptau(ptau_path).lagrange_params(1 << k), repeat=1)
-    line("read ptau + lagrange params", wall)
+    wall, _, params = timed(lambda: ptau.read_ptau(ptau_path).lagrange_xy(1 << k), repeat=1)
+    line("read ptau + lagrange params (bytes)", wall)
     wall, cpu, pk = timed(lambda: setup.setup(r1cs, params, setup.ToxicWaste(delta=0xDE17A + k)), repeat=1)
     line("setup", wall, cpu)
     wall, _, data = timed(lambda: encoding.encode_proving_key(pk), repeat=1)

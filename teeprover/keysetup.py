@@ -51,7 +51,7 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
     n = compiled.r1cs.domain_size()
     power = max(compiled.k, n.bit_length() - 1)
     with progress.stage(f"loading parameters (k={power})"):
-        params = load_ptau_for(power, ptau, cache).lagrange_params(n)
+        params = load_ptau_for(power, ptau, cache).lagrange_xy(n)  # bytes from the memory map, no point objects
     with progress.stage(f"generating keys ({compiled.r1cs.num_constraints} constraints)"):
         pk = generate_keys(compiled.r1cs, params)
     meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,

@@ -51,33 +51,47 @@ def random_toxic_waste() -> ToxicWaste:
 
 
 _CHUNK = 1 << 16  # points decoded into objects at a time for an MSM
-
-
 _HALF = R // 2
 
 
-def _msm_xy(group: int, points: bytes, index: npt.NDArray[np.int64], coeffs: list[int]) -> bytes:
+@dataclass(frozen=True)
+class _Group:
+    """What setup's sums use of G1 or G2: affine ``x || y`` size, decoding and encoding, the MSM, the
+    identity, the native sums of +-points."""
+
+    size: int
+    decode: Callable[..., tuple[Any, ...]]
+    encode: Callable[[Any], bytes]
+    msm: Callable[[list[Any], list[Any]], Any]
+    identity: Callable[[], Any]
+    sums: Callable[..., bytes]
+
+
+_GROUPS = {
+    1: _Group(curve.G1_XY_BYTES, curve.g1s_from_xy, curve.g1s_to_xy, curve.msm_g1, curve.g1_identity, curve.g1_sums_xy),
+    2: _Group(curve.G2_XY_BYTES, curve.g2s_from_xy, curve.g2s_to_xy, curve.msm_g2, curve.g2_identity, curve.g2_sums_xy),
+}
+
+
+def _msm_xy(g: _Group, points: bytes, index: npt.NDArray[np.int64], coeffs: list[int]) -> bytes:
     """``sum(point[index[j]] * coeffs[j])`` as affine bytes: the points are decoded into objects and
     summed by MSMs a chunk at a time (IC[0] sums every constraint's constant: n points).
 
     A coefficient above r/2 is taken as minus a small one (``v = -(r - v)``): circuits' constants are
     mostly small or small negative numbers, and the library's MSM is ~7x faster on 20-bit scalars than
     on 255-bit ones (1M points: ~2 s instead of ~14 s)."""
-    size = curve.G1_XY_BYTES if group == 1 else curve.G2_XY_BYTES
-    rows = np.frombuffer(points, np.uint8).reshape(-1, size)
-    decode = curve.g1s_from_xy if group == 1 else curve.g2s_from_xy
-    msm: Callable[[list[Any], list[Any]], Any] = curve.msm_g1 if group == 1 else curve.msm_g2
+    rows = np.frombuffer(points, np.uint8).reshape(-1, g.size)
     negative = np.fromiter((v > _HALF for v in coeffs), np.bool_, len(coeffs))
-    acc: Any = curve.g1_identity() if group == 1 else curve.g2_identity()
+    acc = g.identity()
     for sign, pick in ((1, ~negative), (-1, negative)):
         idx = index[pick]
         magnitudes = [v if sign == 1 else R - v for v in _coeffs_where(coeffs, pick)]
-        part: Any = curve.g1_identity() if group == 1 else curve.g2_identity()
+        part = g.identity()
         for i in range(0, len(idx), _CHUNK):
-            pts = decode(rows[idx[i:i + _CHUNK]].tobytes(), check_subgroup=False)
-            part = part + msm(list(pts), curve.msm_scalars(magnitudes[i:i + _CHUNK]))
+            pts = g.decode(rows[idx[i:i + _CHUNK]].tobytes(), check_subgroup=False)
+            part = part + g.msm(list(pts), curve.msm_scalars(magnitudes[i:i + _CHUNK]))
         acc = acc + part if sign == 1 else acc - part
-    return curve.g1s_to_xy([acc]) if group == 1 else curve.g2s_to_xy([acc])
+    return g.encode([acc])
 
 
 def _coeffs_where(coeffs: list[int], pick: npt.NDArray[np.bool_]) -> list[int]:
@@ -87,14 +101,13 @@ def _coeffs_where(coeffs: list[int], pick: npt.NDArray[np.bool_]) -> list[int]:
 def _sums(group: int, points: bytes, grouped: Callable[[], Grouped]) -> bytes:
     """One point a signal of ``grouped()``: the +-1 sums natively (curve.g1_sums_xy / g2_sums_xy), the
     other signals by :func:`_msm_xy`."""
-    g = grouped()
-    out = (curve.g1_sums_xy if group == 1 else curve.g2_sums_xy)(points, g.terms, g.counts)
-    if g.msm:
-        size = curve.G1_XY_BYTES if group == 1 else curve.G2_XY_BYTES
+    g, gr = _GROUPS[group], grouped()
+    out = g.sums(points, gr.terms, gr.counts)
+    if gr.msm:
         patched = bytearray(out)
         del out
-        for s, index, coeffs in g.msm:
-            patched[(s - g.lo) * size:(s - g.lo + 1) * size] = _msm_xy(group, points, index, coeffs)
+        for s, index, coeffs in gr.msm:
+            patched[(s - gr.lo) * g.size:(s - gr.lo + 1) * g.size] = _msm_xy(g, points, index, coeffs)
         out = bytes(patched)
         del patched
     return out
@@ -206,18 +219,15 @@ def setup_xy(r1cs: R1CS, params: LagrangeXY, toxic: ToxicWaste) -> KeyXY:
     )
 
 
-def setup(r1cs: R1CS, params: LagrangeParams, toxic: ToxicWaste) -> ProvingKey:
+def setup(r1cs: R1CS, params: LagrangeParams | LagrangeXY, toxic: ToxicWaste) -> ProvingKey:
     """Deterministic Groth16 keys for ``r1cs`` from the prepared parameters and ``toxic``
-    (:func:`setup_xy` on the parameters' bytes, the result as point objects)."""
-    n = r1cs.domain_size()
-    if n != params.domain_size:
-        raise CircuitTooLarge(f"parameters are for domain size {params.domain_size}, circuit needs {n}",
-                              details={"k": r1cs.k()})
-    key = setup_xy(r1cs, LagrangeXY.from_params(params), toxic)
-    return key.proving_key(qap.constraint_coeffs(r1cs))
+    (:func:`setup_xy`, on the parameters' bytes; the result as point objects).  ``Ptau.lagrange_xy``
+    gives the bytes straight from the file; point objects are converted first."""
+    xy = params if isinstance(params, LagrangeXY) else LagrangeXY.from_params(params)
+    return setup_xy(r1cs, xy, toxic).proving_key(qap.constraint_coeffs(r1cs))
 
 
-def generate_keys(r1cs: R1CS, params: LagrangeParams) -> ProvingKey:
+def generate_keys(r1cs: R1CS, params: LagrangeParams | LagrangeXY) -> ProvingKey:
     """Keys with a fresh delta from the OS RNG (thrown away afterwards)."""
     return setup(r1cs, params, random_toxic_waste())
 
