@@ -180,8 +180,8 @@ def prove(pk: ProvingKey, witness: Sequence[int], r: int, s: int) -> Proof:
     b1_f = _msm_sum(curve.msm_g1, [bases.b1.scalars(zs, nonzero)])
     c_f = _msm_sum(curve.msm_g1, [bases.c.scalars(zs, nonzero)])
     try:
-        a_z, b_z = qap.evaluations(records, pk.domain_size, curve.fr_vector_to_bytes(z))
-        h = curve.msm_scalars_from_bytes(qap.witness_map(a_z, b_z))
+        a_z, b_z = curve.fr_evaluations(records, curve.fr_vector_to_bytes(z), pk.domain_size)
+        h = curve.msm_scalars_from_bytes(curve.witness_map(a_z, b_z))
         del a_z, b_z
         h_f = _msm_sum(curve.msm_g1, _chunks(bases.h, h, _WORKERS))
     except BaseException:
@@ -323,8 +323,8 @@ def prove_streamed(key: KeyChunks, witness: bytes | Sequence[int], r: int, s: in
     thread = threading.Thread(target=witness_only, name="msm-feeder", daemon=True)
     thread.start()
     try:
-        a_z, b_z = qap.evaluations(key.coefficients(), n, z)
-        h = qap.witness_map(a_z, b_z)
+        a_z, b_z = curve.fr_evaluations(key.coefficients(), z, n)
+        h = curve.witness_map(a_z, b_z)
         del a_z, b_z
         thread.join()
         if failure:

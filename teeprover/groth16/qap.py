@@ -12,10 +12,11 @@
   ``L'_{2i+1}(tau)/delta`` gives ``h(tau) t(tau)/delta``: snarkjs's zkey section 9.
   ``D(v_{2i+1})`` is computed on the odd coset by iFFT, scale by ``w_{2n}^k``, FFT.
 
-The prover's side works on 32-byte vectors (the witness, ``A z``, ``B z``, ``h``: see
-:func:`teeprover.curve.witness_map`), its coefficients in a zkey's section-4 layout, which
-the native evaluation reads (:func:`coeff_records`), whether the key came from a file or
-from our setup: one implementation for the streamed and the in-memory prover.
+The prover's side works on 32-byte vectors (the witness, ``A z``, ``B z``, ``h``): ``A z`` and
+``B z`` by :func:`teeprover.curve.fr_evaluations` from the coefficients in a zkey's section-4 layout
+(:func:`coeff_records`, whether the key came from a file or from our setup), ``h = D`` on the odd
+coset by :func:`teeprover.curve.witness_map`: one implementation for the streamed and the in-memory
+prover.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from teeprover import curve
 from teeprover.curve import R
 from teeprover.groth16.types import Coeff
 from teeprover.r1cs import R1CS
@@ -68,14 +68,3 @@ def prepare(coeffs: Sequence[Coeff], cache: dict[str, object] | None = None) -> 
         cache["qap_records"] = records
     return records
 
-
-def evaluations(records: bytes | memoryview, domain_size: int, witness: bytes) -> tuple[bytes, bytes]:
-    """``(A z, B z)`` on the domain (32-byte vectors, value c at ``w^c``) from section-4 ``records`` and
-    the witness as 32-byte values.  MalformedEncoding for a record out of range or a value not reduced."""
-    return curve.fr_evaluations(records, witness, domain_size)
-
-
-def witness_map(a: bytes, b: bytes) -> bytes:
-    """``[D(w_2n^(2i+1)) for i < n]`` as 32-byte values: the scalars of the H-query MSM, in H-point order
-    (snarkjs's buffPodd_T), from :func:`evaluations`."""
-    return curve.witness_map(a, b)

@@ -90,15 +90,12 @@ class _NotFast(Exception):
     """The fast path does not vouch for these files: use the reference path."""
 
 
-_ONE = (1).to_bytes(curve.FR_BYTES, "little")
-
-
 def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proof, list[int], VerifyingKey]:
     """The proof :func:`_prove_reference` would return, with less work and more overlap.
 
     Like ``snarkjs groth16 prove`` (which reads no ``.r1cs`` at all) it proves what the key encodes:
     ``A z`` and ``B z`` come from the key's own A/B coefficients (section 4, one native pass over
-    fixed-size records, :func:`teeprover.groth16.qap.evaluations`), and of the ``.r1cs`` only the
+    fixed-size records, :func:`teeprover.curve.fr_evaluations`), and of the ``.r1cs`` only the
     header is read (its sizes must be the key's).  It does not check the witness against every
     constraint, nor the key's matrices against the ``.r1cs``: the proof is verified instead, and a
     witness that fails a constraint of the key's circuit cannot give a verifying proof (Groth16
@@ -113,12 +110,8 @@ def _prove_fast(r1cs_path: Path, wtns_path: Path, zkey_path: Path) -> tuple[Proo
     vectors of n 32-byte values.  The four witness-only MSMs (B2 first) are fed from a second thread
     while this one computes the witness map; then H.
     """
-    witness = read_wtns_bytes(wtns_path)
-    if witness[:curve.FR_BYTES] != _ONE:
-        raise _NotFast("witness[0] != 1")
+    witness = read_wtns_bytes(wtns_path)  # its length and witness[0] == 1: prove_streamed checks them
     hdr = read_r1cs_header(r1cs_path)
-    if len(witness) != hdr.num_variables * curve.FR_BYTES:
-        raise _NotFast("witness length")
     key = ZkeyChunks(zkey_path)
     if (key.num_variables, key.num_public, key.domain_size) != (hdr.num_variables, hdr.num_public, hdr.domain_size()):
         raise _NotFast("sizes")

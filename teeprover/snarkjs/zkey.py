@@ -45,6 +45,7 @@ import numpy as np
 from teeprover import curve
 from teeprover.curve import P, R
 from teeprover.errors import MalformedEncoding
+from teeprover.groth16 import qap
 from teeprover.groth16.setup import KeyXY
 from teeprover.groth16.types import Coeff, ProvingKey, VerifyingKey
 from teeprover.snarkjs import _binfile
@@ -280,10 +281,7 @@ def _sections(pk: ProvingKey) -> list[tuple[int, int, _Pieces]]:
     vk = pk.vk
 
     def coeffs() -> Iterator[bytes]:
-        yield struct.pack("<I", len(pk.coeffs))
-        for i in range(0, len(pk.coeffs), _POINTS_PER_PIECE):
-            yield b"".join(_COEF.pack(c.matrix, c.constraint, c.signal, (c.value * _RR2 % R).to_bytes(32, "little"))
-                           for c in pk.coeffs[i:i + _POINTS_PER_PIECE])
+        yield qap.coeff_records(pk.coeffs)
 
     def points(sec: int, pts: tuple[Any, ...], g2: bool) -> tuple[int, int, int, _Pieces]:
         enc = _g2s_to_lem if g2 else _g1s_to_lem
