@@ -34,8 +34,8 @@ def load_ptau_for(k: int, explicit: Path | None, cache: Path | None = None) -> A
 def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: Path | None = None,
                cache: Path | None = None, progress: Progress = QUIET) -> dict[str, Any]:
     from teeprover import zkir
-    from teeprover.groth16 import encoding
-    from teeprover.groth16.setup import generate_keys
+    from teeprover.groth16 import encoding, qap
+    from teeprover.groth16.setup import random_toxic_waste, setup_xy
     from teeprover.keystore import write_key_dir
     from teeprover.snarkjs.export import verification_key_json
 
@@ -53,14 +53,18 @@ def setup_keys(circuit_bytes: bytes, out: Path, *, k: int | None = None, ptau: P
     with progress.stage(f"loading parameters (k={power})"):
         params = load_ptau_for(power, ptau, cache).lagrange_xy(n)  # bytes from the memory map, no point objects
     with progress.stage(f"generating keys ({compiled.r1cs.num_constraints} constraints)"):
-        pk = generate_keys(compiled.r1cs, params)
+        # the key stays in the byte arrays setup makes, which are the stored form's (no point objects)
+        key = setup_xy(compiled.r1cs, params, random_toxic_waste())
+        del params
+        vk, stored = key.verifying_key(), encoding.encode_proving_key_xy(key, qap.constraint_coeffs(compiled.r1cs))
+        del key
     meta = {"circuit_sha256": circuit.digest().hex(), "k": compiled.k, "domain_size": n,
             "constraints": compiled.r1cs.num_constraints, "public_inputs": compiled.r1cs.num_public,
             "created": dt.datetime.now(dt.UTC).isoformat(), "made_by": "teeprover setup"}
     with progress.stage(f"writing keys to {out}"):
-        write_key_dir(out, circuit=circuit.to_cbor(), prover_key=encoding.encode_proving_key(pk),
-                      verifier_key=encoding.encode_verifying_key(pk.vk),
-                      verification_key_json=verification_key_json(pk.vk), meta=meta)
+        write_key_dir(out, circuit=circuit.to_cbor(), prover_key=stored,
+                      verifier_key=encoding.encode_verifying_key(vk),
+                      verification_key_json=verification_key_json(vk), meta=meta)
     return meta
 
 

@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import cbor2
 
 from teeprover import curve
 from teeprover.errors import MalformedEncoding
 from teeprover.groth16.types import Coeff, Proof, ProvingKey, VerifyingKey
+
+if TYPE_CHECKING:  # setup pulls numpy in: not at run time for every reader of proofs and keys
+    from teeprover.groth16.setup import KeyXY
 
 TAG_PROOF = 0x7E000101
 TAG_VERIFYING_KEY = 0x7E000102
@@ -179,20 +182,27 @@ def encode_proving_key(pk: ProvingKey, *, compressed: bool = False) -> bytes:
         tag = TAG_PROVING_KEY
     else:
         g1s, g2s, tag = curve.g1s_to_xy, curve.g2s_to_xy, TAG_PROVING_KEY_XY
+    return _proving_key_cbor(tag, pk.vk, pk.beta_g1, pk.delta_g1, (pk.num_variables, pk.num_public, pk.domain_size),
+                             pk.coeffs, [g1s(pk.a_query), g1s(pk.b_g1_query), g2s(pk.b_g2_query),
+                                         g1s(pk.c_query), g1s(pk.h_query)])
+
+
+def encode_proving_key_xy(key: KeyXY, coeffs: tuple[Coeff, ...]) -> bytes:
+    """:func:`encode_proving_key` (fast form) of a key straight from :func:`~teeprover.groth16.setup.setup_xy`:
+    its queries already are the form's affine bytes, so no point object is made for them.  ``coeffs``:
+    ``qap.constraint_coeffs`` of its R1CS."""
+    (beta, delta) = curve.g1s_from_xy(key.beta_g1 + key.delta_g1, check_subgroup=False)
+    return _proving_key_cbor(TAG_PROVING_KEY_XY, key.verifying_key(), beta, delta,
+                             (key.num_variables, key.num_public, key.domain_size), coeffs,
+                             [key.a_query, key.b_g1_query, key.b_g2_query, key.c_query, key.h_query])
+
+
+def _proving_key_cbor(tag: int, vk: VerifyingKey, beta_g1: curve.G1, delta_g1: curve.G1, sizes: tuple[int, int, int],
+                      coeffs: tuple[Coeff, ...], queries: list[bytes]) -> bytes:
+    """The one layout of both forms: queries A, B1, B2, C, H already encoded."""
     return _dumps(cbor2.CBORTag(tag, [
-        VERSION,
-        _vk_tagged(pk.vk),
-        curve.g1_to_bytes(pk.beta_g1),
-        curve.g1_to_bytes(pk.delta_g1),
-        pk.num_variables,
-        pk.num_public,
-        pk.domain_size,
-        _coeffs_bytes(pk.coeffs),
-        g1s(pk.a_query),
-        g1s(pk.b_g1_query),
-        g2s(pk.b_g2_query),
-        g1s(pk.c_query),
-        g1s(pk.h_query),
+        VERSION, _vk_tagged(vk), curve.g1_to_bytes(beta_g1), curve.g1_to_bytes(delta_g1), *sizes,
+        _coeffs_bytes(coeffs), *queries,
     ]))
 
 
@@ -257,5 +267,5 @@ def _compressed_many(group: int) -> Callable[..., tuple[Any, ...]]:
 __all__ = [
     "TAG_PROOF", "TAG_VERIFYING_KEY", "TAG_PROVING_KEY", "TAG_PROVING_KEY_XY", "VERSION",
     "encode_proof", "decode_proof", "encode_verifying_key", "decode_verifying_key",
-    "encode_proving_key", "decode_proving_key",
+    "encode_proving_key", "encode_proving_key_xy", "decode_proving_key",
 ]

@@ -15,7 +15,7 @@ import pytest
 from teeprover import curve
 from teeprover.curve import R
 from teeprover.errors import CircuitTooLarge, MalformedEncoding
-from teeprover.groth16 import qap, setup
+from teeprover.groth16 import encoding, qap, setup
 from teeprover.groth16.matrices import Matrices
 from teeprover.groth16.prove import prove
 from teeprover.groth16.types import LagrangeParams, LagrangeXY, ProvingKey, VerifyingKey
@@ -122,6 +122,20 @@ def test_streamed_zkey_equals_the_reference_setup_byte_for_byte(name: str, dev_p
     public = z[1:r1cs.num_public + 1]
     assert verify(key.verifying_key(), public, proof)
     assert not verify(key.verifying_key(), [(public[0] + 1) % R, *public[1:]], proof)
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUITS))
+def test_stored_key_from_bytes_equals_the_one_from_point_objects(name: str, dev_ptau: Path) -> None:
+    """keysetup stores setup_xy's key without making point objects (encode_proving_key_xy): the same CBOR
+    as the reference key's encoded from objects, and it decodes into a key that proves."""
+    r1cs, z = CIRCUITS[name]()
+    n = r1cs.domain_size()
+    pt = ptau.read_ptau(dev_ptau)
+    coeffs = qap.constraint_coeffs(r1cs)
+    data = encoding.encode_proving_key_xy(setup.setup_xy(r1cs, pt.lagrange_xy(n), setup.ToxicWaste(DELTA)), coeffs)
+    assert data == encoding.encode_proving_key(reference_key(r1cs, pt.lagrange_params(n), DELTA))
+    pk = encoding.decode_proving_key(data)
+    assert verify(pk.vk, z[1:r1cs.num_public + 1], prove(pk, z, 3, 4))
 
 
 def test_the_circuits_cover_every_path() -> None:
