@@ -1037,7 +1037,7 @@ end:
  *   transforms run on their own threads (two or more cores), GIL released.
  * fr_evaluations(section4, witness, n): (A z, B z) from zkey section-4 records and the witness
  *   (32-byte values), one thread per matrix.
- * fr_ntt(data, inverse): the plain transform in natural order (curve.fft / ifft).
+ * fr_ntt(data, inverse): the plain transform in natural order, what fr_witness_map is made of (tests).
  * fr_first_unreduced(data): index of the first 32-byte value >= r, or -1 (the .wtns check).
  * Checked against Python integers (naive O(n^2) evaluation, the Python evaluation of section 4) in
  * tests/unit/test_native_fr.py. */

@@ -25,7 +25,7 @@ Conventions (all chosen to match snarkjs/ffjavascript so keys interoperate):
   ``x || y``, each coordinate 48 bytes little endian in standard (not Montgomery)
   form, G2 coordinates ``c0 || c1``; the identity is all zeros.  Decoding always
   checks the curve equation (native, ~1 us); the subgroup check is optional.
-* The n-th root of unity used by :func:`fft`/:func:`ifft` and the witness map is
+* The n-th root of unity of the witness map's NTTs is
   ffjavascript's: ``w_n = 5^((R-1)/n)`` (5 is the smallest quadratic non-residue of
   Fr).  arkworks uses ``7^t`` (the same points in another order), so the NTTs are
   our own (``teeprover/_native.c``), on 32-byte vectors (:func:`witness_map`).
@@ -623,27 +623,6 @@ def root_of_unity(n: int) -> int:
     return pow(FR_NQR, _T << (TWO_ADICITY - k), R)
 
 
-def fft(coeffs: Sequence[Scalar], n: int) -> list[Scalar]:
-    """Evaluations ``[p(w^i) for i < n]`` of the polynomial with ``coeffs`` (len <= n), ffjavascript's w."""
-    if len(coeffs) > n:
-        raise ValueError("fft: more coefficients than the domain size")
-    data = b"".join([bytes(c.to_le_bytes()) for c in coeffs]) + bytes(FR_BYTES * (n - len(coeffs)))
-    return _scalars(_native.fr_ntt(data, False))
-
-
-def ifft(evals: Sequence[Scalar], n: int | None = None) -> list[Scalar]:
-    """Coefficients (length n) of the polynomial with ``p(w^i) = evals[i]`` (ffjavascript w)."""
-    n = n or len(evals)
-    if len(evals) != n:
-        raise ValueError("ifft: wrong number of evaluations")
-    return _scalars(_native.fr_ntt(b"".join([bytes(e.to_le_bytes()) for e in evals]), True))
-
-
-def _scalars(data: bytes) -> list[Scalar]:
-    fb = Scalar.from_le_bytes
-    return [fb(data[i:i + FR_BYTES]) for i in range(0, len(data), FR_BYTES)]
-
-
 # ---------------------------------------------------------------------------
 # Vectors of Fr as bytes: n values of 32 bytes, little endian, standard form (the .wtns layout).  What
 # the prover holds instead of lists of ints or scalar objects (~60-90 B each against 32 here); the
@@ -727,6 +706,6 @@ __all__ = [
     "GLV_BETA", "BLS_Z",
     "g1_mul_many", "g2_mul_many", "g1_mul_many_xy",
     "g2_mul_many_xy", "FixedBase", "to_montgomery", "pairing", "pairing_check",
-    "root_of_unity", "ifft", "fft", "fr_vector_to_bytes", "fr_vector_from_bytes", "fr_check_vector",
+    "root_of_unity", "fr_vector_to_bytes", "fr_vector_from_bytes", "fr_check_vector",
     "msm_scalars_from_bytes", "fr_evaluations", "witness_map",
 ]

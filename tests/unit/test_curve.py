@@ -129,16 +129,6 @@ def test_msm_equals_sum_of_products() -> None:
     assert curve.msm_g1(p1, curve.frs(es[:-1] + [es[-1] + 1])) != curve.g1_mul(g1, expect)
 
 
-@pytest.mark.parametrize("n", [1, 2, 16, 64])
-def test_fft_is_evaluation_at_snarkjs_roots_and_ifft_inverts(n: int) -> None:
-    co = [RNG.randrange(curve.R) for _ in range(n)]
-    w = curve.root_of_unity(n)
-    assert pow(w, n, curve.R) == 1 and (n == 1 or pow(w, n // 2, curve.R) != 1)
-    ev = curve.fr_ints(curve.fft(curve.frs(co), n))
-    assert ev == [sum(c * pow(w, i * k, curve.R) for k, c in enumerate(co)) % curve.R for i in range(n)]
-    assert curve.fr_ints(curve.ifft(curve.frs(ev))) == co
-
-
 def test_snarkjs_root_of_unity_constant() -> None:
     # ffjavascript: w[3] for BLS12-381 Fr is 5^((r-1)/8)
     assert curve.root_of_unity(8) == pow(5, (curve.R - 1) // 8, curve.R)

@@ -75,6 +75,7 @@ def test_fr_products_of_both_implementations_match_python_integers() -> None:
 def test_ntt_is_evaluation_at_ffjavascript_roots_and_the_inverse_inverts(n: int) -> None:
     co = [RNG.randrange(R) for _ in range(n)]
     w = curve.root_of_unity(n)
+    assert pow(w, n, R) == 1 and (n == 1 or pow(w, n // 2, R) != 1)  # a primitive n-th root
     ev = [naive_eval(co, pow(w, i, R)) for i in range(n)]
     assert dec(_native.fr_ntt(enc(co), False)) == ev
     assert dec(_native.fr_ntt(enc(ev), True)) == co
