@@ -173,6 +173,9 @@ def create_server(
     return server, bound, health_servicer
 
 
+_SIGNAL_POLL_S = 0.5
+
+
 def run_until_signal(
     server: grpc.Server,
     health_servicer: health.HealthServicer,
@@ -193,7 +196,11 @@ def run_until_signal(
     server.start()
     if ready_message:
         log.info(ready_message)
-    stop.wait()
+    # Waited in short steps, not at once: the kernel may hand SIGTERM to any thread (gRPC's among them),
+    # and Python then runs the handler only when the main thread next runs bytecode; a main thread
+    # blocked in one untimed wait would not, and /ready would stay "ready" after the signal.
+    while not stop.wait(_SIGNAL_POLL_S):
+        pass
     health_servicer.enter_graceful_shutdown()
     if on_drain is not None:
         on_drain(grace)
